@@ -1,0 +1,270 @@
+"""Input formats: detection from field names and mapping of one raw record to canonical form.
+
+Each format knows its required fields and turns a raw dict into zero or more canonical
+records (seed tasks expand ``instances[]``). Fields a format does not use go to ``meta``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from instructkit.schema import SCHEMA, empty_removed
+
+#: ShareGPT speaker names -> canonical roles.
+SHAREGPT_ROLES = {
+    "human": "user", "user": "user",
+    "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant", "bard": "assistant",
+    "bing": "assistant", "model": "assistant",
+    "system": "system",
+    "observation": "tool", "tool": "tool", "function": "tool",
+    "function_call": "function_call",
+}
+MESSAGE_ROLES = {"system", "user", "assistant", "tool", "function_call"}
+
+
+class RecordError(ValueError):
+    """A record that cannot be turned into a canonical record; says where and which field."""
+
+    def __init__(self, message: str, reason: str = "invalid_record") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Format:
+    """How one input format maps onto canonical records.
+
+    ``fields`` maps canonical names to the format's field names; ``required`` lists the
+    canonical names that must be present.
+    """
+
+    name: str
+    fields: Mapping[str, str]
+    required: tuple[str, ...]
+    convert: Callable[[Format, dict[str, Any]], list[dict[str, Any]]] | None = None
+
+    def to_canonical(self, raw: dict[str, Any]) -> list[dict[str, Any]]:
+        """Canonical records (without ``id``/``source``) for one raw record."""
+        for key in self.required:
+            field = self.fields.get(key, key)
+            if raw.get(field) is None:
+                raise RecordError(
+                    f"missing required field {field!r} for format {self.name!r}; "
+                    f"fields found: {sorted(raw)}",
+                    reason="missing_field",
+                )
+        if self.convert is not None:
+            return self.convert(self, raw)
+        return [_flat(self, raw)]
+
+
+def _text(raw: dict[str, Any], field: str) -> str:
+    value = raw.get(field)
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float, bool)):
+        return str(value)
+    raise RecordError(f"field {field!r} is a {type(value).__name__}, expected text")
+
+
+def _meta(raw: dict[str, Any], used: Iterable[str]) -> str | None:
+    rest = {k: v for k, v in raw.items() if k not in set(used)}
+    return json.dumps(rest, ensure_ascii=False, sort_keys=True) if rest else None
+
+
+_PASSTHROUGH = ("id", "source", "system")
+
+
+def _flat(fmt: Format, raw: dict[str, Any]) -> dict[str, Any]:
+    f = fmt.fields
+    system = raw.get(f.get("system", "system"))
+    return {
+        "instruction": _text(raw, f["instruction"]),
+        "input": _text(raw, f["input"]) if "input" in f else "",
+        "output": _text(raw, f["output"]) if "output" in f else "",
+        "system": _text(raw, f.get("system", "system")) if system is not None else None,
+        "messages": None,
+        "meta": _meta(raw, [*f.values(), *_PASSTHROUGH]),
+    }
+
+
+def _conversation(fmt: Format, raw: dict[str, Any]) -> list[dict[str, Any]]:
+    key = fmt.fields["messages"]
+    turns = raw[key]
+    if not isinstance(turns, list):
+        raise RecordError(f"field {key!r} is a {type(turns).__name__}, expected a list of turns")
+    role_key, text_key = ("from", "value") if fmt.name == "sharegpt" else ("role", "content")
+    system = raw.get("system")
+    messages: list[dict[str, str]] = []
+    for i, turn in enumerate(turns):
+        if not isinstance(turn, dict) or role_key not in turn:
+            raise RecordError(f"turn {i} of field {key!r} lacks {role_key!r}: {str(turn)[:80]}")
+        speaker = str(turn[role_key])
+        role = SHAREGPT_ROLES.get(speaker.lower()) if fmt.name == "sharegpt" else speaker
+        if role not in MESSAGE_ROLES:
+            raise RecordError(f"turn {i} of field {key!r} has unknown role {speaker!r}")
+        content = _text(turn, text_key)
+        if role == "system" and not messages:
+            system = content if system is None else f"{system}\n\n{content}"
+            continue
+        messages.append({"role": role, "content": content})
+    first_user = next((j for j, m in enumerate(messages) if m["role"] == "user"), None)
+    reply = ""
+    if first_user is not None:
+        reply = next(
+            (m["content"] for m in messages[first_user + 1 :] if m["role"] == "assistant"), ""
+        )
+    return [{
+        "instruction": messages[first_user]["content"] if first_user is not None else "",
+        "input": "",
+        "output": reply,
+        "system": system if system is None else str(system),
+        "messages": messages,
+        "meta": _meta(raw, [key, *_PASSTHROUGH]),
+    }]
+
+
+def _seed(fmt: Format, raw: dict[str, Any]) -> list[dict[str, Any]]:
+    instances = raw["instances"]
+    if not isinstance(instances, list):
+        raise RecordError("field 'instances' must be a list of {input, output}")
+    meta = _meta(raw, ["instruction", "instances", *_PASSTHROUGH])
+    out = []
+    for k, inst in enumerate(instances):
+        if not isinstance(inst, dict):
+            raise RecordError(f"instances[{k}] is a {type(inst).__name__}, expected an object")
+        out.append({
+            "instruction": _text(raw, "instruction"),
+            "input": _text(inst, "input"),
+            "output": _text(inst, "output"),
+            "system": None,
+            "messages": None,
+            "meta": meta,
+            "_suffix": f":{k}",
+        })
+    return out
+
+
+FORMATS: dict[str, Format] = {
+    "alpaca": Format("alpaca", {"instruction": "instruction", "input": "input", "output": "output"}, ("instruction",)),
+    "dolly": Format("dolly", {"instruction": "instruction", "input": "context", "output": "response"}, ("instruction",)),
+    "qa": Format("qa", {"instruction": "question", "input": "context", "output": "answer"}, ("instruction",)),
+    "prompt_completion": Format("prompt_completion", {"instruction": "prompt", "output": "completion"}, ("instruction",)),
+    "sharegpt": Format("sharegpt", {"messages": "conversations"}, ("messages",), _conversation),
+    "messages": Format("messages", {"messages": "messages"}, ("messages",), _conversation),
+    "seed": Format("seed", {"instruction": "instruction", "instances": "instances"}, ("instruction", "instances"), _seed),
+}
+
+
+def detect(keys: set[str], origin: str = "input") -> str:
+    """The format name that fits a set of field names.
+
+    Example:
+        >>> detect({"question", "answer"})
+        'qa'
+    """
+    rules: Sequence[tuple[str, set[str]]] = (
+        ("sharegpt", {"conversations"}),
+        ("messages", {"messages"}),
+        ("seed", {"instruction", "instances"}),
+        ("alpaca", {"instruction", "output"}),
+        ("dolly", {"instruction", "response"}),
+        ("qa", {"question", "answer"}),
+        ("prompt_completion", {"prompt", "completion"}),
+        ("alpaca", {"instruction"}),
+    )
+    for name, needed in rules:
+        if needed <= keys:
+            return name
+    raise ValueError(
+        f"{origin}: cannot detect the format from fields {sorted(keys)}; pass format= "
+        f"(one of {sorted(FORMATS)}) or mapping={{'instruction': ..., 'output': ...}}"
+    )
+
+
+def resolve(
+    format: str | None, mapping: Mapping[str, str] | None, keys: set[str], origin: str
+) -> Format:
+    """The :class:`Format` to use: named, built from ``mapping``, or detected from ``keys``."""
+    if mapping:
+        unknown = set(mapping) - {"instruction", "input", "output", "system", "messages"}
+        if unknown:
+            raise ValueError(f"mapping has non-canonical key(s) {sorted(unknown)}")
+        base = FORMATS[format or ("messages" if "messages" in mapping else "alpaca")]
+        fields = {**base.fields, **mapping}
+        return Format(base.name, fields, base.required, base.convert)
+    if format is not None:
+        if format not in FORMATS:
+            raise ValueError(f"unknown format {format!r}; known: {sorted(FORMATS)}")
+        return FORMATS[format]
+    return FORMATS[detect(keys, origin)]
+
+
+def canonical_frame(
+    records: Sequence[dict[str, Any] | BaseException],
+    *,
+    source: str,
+    format: str | None = None,
+    mapping: Mapping[str, str] | None = None,
+    origin: str = "input",
+    locations: Sequence[str] | None = None,
+    on_error: str = "raise",
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Canonical frame and removed log for raw records read from one origin.
+
+    ``records`` may hold exceptions for rows that failed to parse (kept with
+    ``on_error="skip"``); ``locations[i]`` names row ``i`` in error messages (e.g. ``line 7``).
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    locations = locations or [f"record {i}" for i in range(len(records))]
+    good = [r for r in records[:200] if isinstance(r, dict)]
+    keys = set().union(*(r.keys() for r in good)) if good else set()
+    fmt = resolve(format, mapping, keys, origin) if good else None
+    rows: list[dict[str, Any]] = []
+    removed: list[dict[str, Any]] = []
+    for i, raw in enumerate(records):
+        default_id = f"{source}:{i}"
+        if isinstance(raw, BaseException):
+            removed.append(_removed_row(default_id, source, "parse_error", f"{locations[i]}: {raw}"))
+            continue
+        if not isinstance(raw, dict):
+            err: RecordError = RecordError(f"expected a JSON object, got {type(raw).__name__}")
+        else:
+            try:
+                assert fmt is not None
+                converted = fmt.to_canonical(raw)
+            except RecordError as e:
+                err = e
+            else:
+                own = raw.get("id")
+                base_id = str(own) if own is not None else default_id
+                src = raw.get("source") if isinstance(raw.get("source"), str) else source
+                for rec in converted:
+                    rec["id"] = base_id + rec.pop("_suffix", "")
+                    rec["source"] = src
+                    rows.append(rec)
+                continue
+        message = f"{origin}, {locations[i]}: {err}"
+        if on_error == "raise":
+            raise RecordError(message, err.reason)
+        removed.append(_removed_row(default_id, source, err.reason, message))
+    frame = pl.DataFrame(rows, schema=SCHEMA) if rows else pl.DataFrame(schema=SCHEMA)
+    removed_frame = (
+        pl.DataFrame(removed, schema=empty_removed().schema) if removed else empty_removed()
+    )
+    return frame, removed_frame
+
+
+def _removed_row(id_: str, source: str, reason: str, detail: str) -> dict[str, Any]:
+    return {
+        "id": id_, "step": "read", "reason": reason, "detail": detail, "source": source,
+        "instruction": None, "input": None, "output": None,
+    }

@@ -1,0 +1,279 @@
+"""The one protocol every transform speaks.
+
+A transform is a small object with explicit parameters in ``__init__`` (so it has a repr and
+can be saved in a recipe), a ``name``, a ``kind`` and ``apply(frame) -> frame``. ``apply``
+returns the frame with the same rows; to drop a row it fills the :data:`REASON` column (and
+optionally :data:`DETAIL`) for it. The base class turns that into the removed log, counts
+and timings, so a transform writes only its own logic.
+
+Three kinds tell executors how a step may be split:
+
+- :class:`Map`: row by row or batch by batch, adds or changes columns.
+- :class:`Filter`: batch by batch, returns a reason (null = keep) per row.
+- :class:`Global`: needs the whole dataset, or compact state built over it (dedup,
+  decontamination). It must keep hashes or signatures, never the texts.
+
+Example:
+    >>> import polars as pl
+    >>> import instructkit as ik
+    >>> class ShortOutput(ik.Filter):
+    ...     name = "short_output"
+    ...     def __init__(self, min_chars: int = 5):
+    ...         self.min_chars = min_chars
+    ...     def reasons(self, frame):
+    ...         return pl.when(pl.col("output").str.len_chars() < self.min_chars).then(
+    ...             pl.lit("too_short"))
+    >>> ds = ik.Dataset.from_records([{"instruction": "a", "output": "ok"}])
+    >>> len(ds.pipe(ShortOutput()))
+    0
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import polars as pl
+
+from instructkit._progress import progress
+
+if TYPE_CHECKING:
+    from instructkit.dataset import Dataset
+
+#: Column a step fills with a snake_case reason to drop a row (null keeps it).
+REASON = "_ik_reason"
+#: Column a step may fill with a free-text detail for a dropped row (never personal data).
+DETAIL = "_ik_detail"
+
+Kind = Literal["map", "filter", "global"]
+
+_REGISTRY: dict[str, type[Transform]] = {}
+
+
+class Transform:
+    """Base of every transform. Subclasses set ``name`` and ``kind`` and implement ``apply``.
+
+    ``__call__(dataset)`` runs the step on a :class:`~instructkit.Dataset`, moves the rows
+    it dropped to ``dataset.removed`` and appends a line to ``dataset.history``.
+    """
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[Kind] = "map"
+    #: Map and Filter steps run in slices of this many rows, so a progress bar can move.
+    batch_size: ClassVar[int] = 50_000
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name and not inspect.isabstract(cls):
+            _REGISTRY[cls.name] = cls
+
+    def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Return ``frame`` with the same rows, changed, and with :data:`REASON` set on drops."""
+        raise TypeError(f"{type(self).__name__} must implement apply(frame)")
+
+    def __call__(self, dataset: Dataset) -> Dataset:
+        start = time.perf_counter()
+        frame = dataset.to_polars()
+        if self.kind in ("map", "filter") and len(frame) > self.batch_size:
+            parts = [
+                self.apply(frame.slice(offset, self.batch_size))
+                for offset in progress(
+                    range(0, len(frame), self.batch_size),
+                    total=-(-len(frame) // self.batch_size),
+                    desc=self.name,
+                    unit="batch",
+                )
+            ]
+            out = pl.concat(parts, how="diagonal_relaxed")
+        else:
+            out = self.apply(frame)
+        if len(out) != len(frame):
+            raise RuntimeError(
+                f"step {self.name!r} returned {len(out)} rows for {len(frame)}: a step must "
+                f"keep every row and mark drops in the {REASON!r} column"
+            )
+        return dataset._advance(self, out, time.perf_counter() - start)
+
+    def get_params(self) -> dict[str, Any]:
+        """The ``__init__`` parameters and their current values, as scikit-learn does."""
+        sig = inspect.signature(type(self).__init__)
+        return {
+            p: getattr(self, p)
+            for p in sig.parameters
+            if p != "self"
+            and sig.parameters[p].kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+            and hasattr(self, p)
+        }
+
+    def to_config(self) -> dict[str, Any]:
+        """``{name: params}``, the form a step takes in a YAML recipe (defaults left out)."""
+        sig = inspect.signature(type(self).__init__)
+        params = {
+            k: _plain(v)
+            for k, v in self.get_params().items()
+            if sig.parameters[k].default is inspect.Parameter.empty
+            or _plain(v) != _plain(sig.parameters[k].default)
+        }
+        return {self.name: params}
+
+    def __repr__(self) -> str:
+        sig = inspect.signature(type(self).__init__)
+        shown = [
+            f"{k}={v!r}"
+            for k, v in self.get_params().items()
+            if sig.parameters[k].default is inspect.Parameter.empty
+            or v != sig.parameters[k].default
+        ]
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+
+class Map(Transform):
+    """A step that changes or adds columns, row by row or batch by batch."""
+
+    kind: ClassVar[Kind] = "map"
+
+
+class Filter(Transform):
+    """A step that keeps or drops each row on its own. Implement :meth:`reasons`."""
+
+    kind: ClassVar[Kind] = "filter"
+
+    def reasons(self, frame: pl.DataFrame) -> pl.Expr | pl.Series | pl.DataFrame:
+        """A reason per row (null = keep), as an expression, a Series, or a frame with
+        ``reason`` and ``detail`` columns."""
+        raise TypeError(f"{type(self).__name__} must implement reasons(frame)")
+
+    def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
+        verdict = self.reasons(frame)
+        return mark(frame, verdict)
+
+
+class Global(Transform):
+    """A step that needs the whole dataset (dedup, decontamination).
+
+    It works in two phases so executors can run it out of core or on a cluster:
+
+    - :meth:`observe` turns one batch into compact state (hashes, signatures, index hits,
+      row ids), never the texts. Batches are observed in input order.
+    - :meth:`decide` takes every batch's state, in order, and returns the rows to drop:
+      a frame with ``id``, ``reason`` and ``detail``.
+
+    ``apply`` (the in-memory path) is ``decide([observe(frame)])``. Parameters listed in
+    ``decide_params`` only affect :meth:`decide`, so a sweep over them reuses the observed
+    state (for example MinHash signatures across thresholds).
+    """
+
+    kind: ClassVar[Kind] = "global"
+    decide_params: ClassVar[tuple[str, ...]] = ()
+
+    def observe(self, batch: pl.DataFrame) -> Any:
+        """Compact state for one batch (no texts)."""
+        raise TypeError(f"{type(self).__name__} must implement observe(batch)")
+
+    def decide(self, states: list[Any]) -> pl.DataFrame:
+        """Rows to drop, as a frame with ``id``, ``reason``, ``detail`` (String columns)."""
+        raise TypeError(f"{type(self).__name__} must implement decide(states)")
+
+    def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
+        drops = self.decide([self.observe(frame)])
+        return apply_drops(frame, drops)
+
+
+def apply_drops(frame: pl.DataFrame, drops: pl.DataFrame) -> pl.DataFrame:
+    """Mark the rows of ``frame`` whose id is in ``drops`` (``id, reason, detail``).
+
+    Example:
+        >>> import polars as pl
+        >>> f = pl.DataFrame({"id": ["a", "b"]})
+        >>> d = pl.DataFrame({"id": ["b"], "reason": ["dup"], "detail": ["of a"]})
+        >>> apply_drops(f, d)[REASON].to_list()
+        [None, 'dup']
+    """
+    drops = drops.select(
+        pl.col("id").cast(pl.String),
+        pl.col("reason").cast(pl.String).alias(REASON),
+        pl.col("detail").cast(pl.String).alias(DETAIL),
+    )
+    if REASON in frame.columns:
+        joined = frame.join(drops.rename({REASON: "_r", DETAIL: "_d"}), on="id", how="left", maintain_order="left")
+        return mark(joined, pl.col("_r"), pl.col("_d")).drop("_r", "_d")
+    return frame.join(drops, on="id", how="left", maintain_order="left")
+
+
+def mark(
+    frame: pl.DataFrame,
+    reason: pl.Expr | pl.Series | pl.DataFrame | str | None,
+    detail: pl.Expr | pl.Series | str | None = None,
+) -> pl.DataFrame:
+    """Return ``frame`` with its :data:`REASON` / :data:`DETAIL` columns set.
+
+    ``reason`` may be an expression, a Series (null = keep) or a frame with ``reason`` and
+    ``detail`` columns. Rows already marked by an earlier call keep their first reason.
+
+    Example:
+        >>> import polars as pl
+        >>> f = pl.DataFrame({"x": [1, 2]})
+        >>> mark(f, pl.when(pl.col("x") > 1).then(pl.lit("big")))[REASON].to_list()
+        [None, 'big']
+    """
+    if isinstance(reason, pl.DataFrame):
+        reason, detail = reason["reason"], reason["detail"] if "detail" in reason.columns else None
+    r = _as_expr(reason)
+    d = _as_expr(detail)
+    d = pl.when(r.is_not_null()).then(d)
+    if REASON in frame.columns:
+        # keep the first reason a row was given
+        return frame.with_columns(
+            pl.coalesce(pl.col(REASON), r).alias(REASON),
+            pl.when(pl.col(REASON).is_not_null()).then(pl.col(DETAIL)).otherwise(d).alias(DETAIL),
+        )
+    return frame.with_columns(r.alias(REASON), d.alias(DETAIL))
+
+
+def _as_expr(value: pl.Expr | pl.Series | str | None) -> pl.Expr:
+    if value is None:
+        return pl.lit(None, dtype=pl.String)
+    if isinstance(value, str):
+        return pl.lit(value, dtype=pl.String)
+    if isinstance(value, pl.Series):
+        return pl.lit(value.cast(pl.String))
+    return value.cast(pl.String)
+
+
+def _plain(value: Any) -> Any:
+    """Turn tuples into lists (recursively) so a config compares and dumps as YAML does."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def registry() -> dict[str, type[Transform]]:
+    """Every transform class by its recipe name (importing the built-in ones first)."""
+    import instructkit.catalog  # noqa: F401  (registers the built-in transforms)
+
+    return dict(_REGISTRY)
+
+
+def from_config(config: dict[str, Any] | str) -> Transform:
+    """Build a transform from its recipe form: ``{"dedup.exact": {"keep": "longest"}}``.
+
+    Example:
+        >>> from instructkit.transform import from_config
+        >>> from_config({"normalize": {}})
+        Normalize()
+    """
+    if isinstance(config, str):
+        config = {config: {}}
+    if len(config) != 1:
+        raise ValueError(f"a recipe step is one {{name: params}} mapping, got {config!r}")
+    (name, params), = config.items()
+    steps = registry()
+    if name not in steps:
+        raise ValueError(f"unknown step {name!r}; known steps: {sorted(steps)}")
+    try:
+        return steps[name](**(params or {}))
+    except TypeError as e:
+        raise ValueError(f"bad parameters for step {name!r}: {e}") from e

@@ -1,0 +1,200 @@
+import gzip
+import json
+
+import pytest
+
+import instructkit as ik
+from instructkit.io.files import ParseError
+from instructkit.io.formats import RecordError
+from instructkit.io.read import detect_format
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("record", "fmt", "expected"),
+    [
+        ({"instruction": "I", "input": "X", "output": "O"}, "alpaca", ("I", "X", "O")),
+        ({"instruction": "I", "context": "C", "response": "R", "category": "qa"}, "dolly", ("I", "C", "R")),
+        ({"question": "Q", "answer": "A", "context": "C"}, "qa", ("Q", "C", "A")),
+        ({"prompt": "P", "completion": "C"}, "prompt_completion", ("P", "", "C")),
+        ({"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]}, "sharegpt", ("hi", "", "yo")),
+        ({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}, "messages", ("hi", "", "yo")),
+    ],
+)
+def test_formats_detected_and_mapped(tmp_path, record, fmt, expected):
+    path = write_jsonl(tmp_path / "data.jsonl", [record])
+    assert detect_format(path) == fmt
+    row = ik.read(path)[0]
+    assert (row["instruction"], row["input"], row["output"]) == expected
+    assert row["id"] == "data:0" and row["source"] == "data"
+
+
+def test_dolly_category_goes_to_meta(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"instruction": "I", "context": "", "response": "R", "category": "qa"}])
+    assert ik.read(path)[0]["meta"] == {"category": "qa"}
+
+
+def test_seed_tasks_expand_instances(tmp_path):
+    rec = {"id": "seed_task_3", "name": "n", "instruction": "Add", "is_classification": False,
+           "instances": [{"input": "1 1", "output": "2"}, {"input": "2 2", "output": "4"}]}
+    ds = ik.read(write_jsonl(tmp_path / "seed.jsonl", [rec]))
+    assert [r["id"] for r in ds] == ["seed_task_3:0", "seed_task_3:1"]
+    assert [r["output"] for r in ds] == ["2", "4"]
+    assert ds[0]["meta"] == {"name": "n", "is_classification": False}
+
+
+def test_multi_turn_and_system(tmp_path):
+    rec = {"conversations": [
+        {"from": "system", "value": "Be brief."}, {"from": "human", "value": "a"},
+        {"from": "gpt", "value": "b"}, {"from": "human", "value": "c"}, {"from": "gpt", "value": "d"}]}
+    row = ik.read(write_jsonl(tmp_path / "c.jsonl", [rec]))[0]
+    assert row["system"] == "Be brief."
+    assert [m["role"] for m in row["messages"]] == ["user", "assistant", "user", "assistant"]
+    assert (row["instruction"], row["output"]) == ("a", "b")
+
+
+def test_mapping_for_other_field_names(tmp_path):
+    path = write_jsonl(tmp_path / "x.jsonl", [{"prompt_text": "P", "reply": "R", "lang": "en"}])
+    row = ik.read(path, mapping={"instruction": "prompt_text", "output": "reply"})[0]
+    assert (row["instruction"], row["output"], row["meta"]) == ("P", "R", {"lang": "en"})
+
+
+def test_json_csv_parquet_gz_folder_and_glob(tmp_path):
+    rows = [{"instruction": f"i{k}", "output": f"o{k}"} for k in range(3)]
+    (tmp_path / "a.json").write_text(json.dumps(rows))
+    with gzip.open(tmp_path / "b.jsonl.gz", "wt") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "c.csv").write_text("instruction,output\ni0,o0\ni1,o1\n")
+    import polars as pl
+    pl.DataFrame(rows).write_parquet(tmp_path / "d.parquet")
+    ds = ik.read(tmp_path)
+    assert len(ds) == 3 + 3 + 2 + 3
+    assert sorted(ds.to_polars()["source"].unique()) == ["a", "b", "c", "d"]
+    assert len(ik.read(str(tmp_path / "*.json*"))) == 6
+    assert len(ik.read([tmp_path / "a.json", tmp_path / "c.csv"])) == 5
+
+
+def test_own_ids_are_kept_and_must_be_unique(tmp_path):
+    path = write_jsonl(tmp_path / "i.jsonl", [{"id": 7, "instruction": "a"}, {"id": "x", "instruction": "b"}])
+    assert [r["id"] for r in ik.read(path)] == ["7", "x"]
+    dup = write_jsonl(tmp_path / "j.jsonl", [{"id": 1, "instruction": "a"}, {"id": 1, "instruction": "b"}])
+    with pytest.raises(ValueError, match="'1' appears more than once"):
+        ik.read(dup)
+
+
+def test_malformed_line_raises_with_file_line_and_excerpt(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"instruction": "ok"}\n\n{"instruction": "bro\\ken"}\n')
+    with pytest.raises(ParseError) as e:
+        ik.read(path)
+    msg = str(e.value)
+    assert str(path) in msg and "line 3" in msg and "bro" in msg
+
+
+def test_skip_sends_bad_lines_to_removed(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"instruction": "ok"}\nnot json\n{"instruction": "fine"}\n')
+    ds = ik.read(path, on_error="skip")
+    assert [r["instruction"] for r in ds] == ["ok", "fine"]
+    removed = ds.removed.row(0, named=True)
+    assert removed["reason"] == "parse_error" and "line 2" in removed["detail"]
+    assert removed["id"] == "bad:1" and removed["step"] == "read"
+    assert ds.history[0]["records_in"] == 3
+
+
+def test_missing_required_field_names_field_and_found(tmp_path):
+    path = write_jsonl(tmp_path / "m.jsonl", [{"instruction": "a", "output": "b"}, {"output": "c", "topic": "t"}])
+    with pytest.raises(RecordError) as e:
+        ik.read(path, format="alpaca")
+    msg = str(e.value)
+    assert "'instruction'" in msg and "['output', 'topic']" in msg and "line 2" in msg
+    ds = ik.read(path, format="alpaca", on_error="skip")
+    assert len(ds) == 1 and ds.removed["reason"].to_list() == ["missing_field"]
+
+
+def test_non_text_field_is_an_error(tmp_path):
+    path = write_jsonl(tmp_path / "t.jsonl", [{"instruction": "a", "output": ["x"]}])
+    with pytest.raises(RecordError, match="field 'output' is a list"):
+        ik.read(path)
+
+
+def test_empty_file_gives_empty_dataset(tmp_path):
+    for name in ("e.jsonl", "e.json", "e.csv"):
+        (tmp_path / name).write_text("")
+        ds = ik.read(tmp_path / name)
+        assert len(ds) == 0 and ds.removed.height == 0
+
+
+def test_invalid_utf8_names_byte_offset(tmp_path):
+    path = tmp_path / "u.jsonl"
+    path.write_bytes(b'{"instruction": "ok"}\n{"instruction": "caf\xe9"}\n')
+    with pytest.raises(ParseError, match=r"invalid UTF-8 at byte offset 42"):
+        ik.read(path)
+    assert ik.read(path, on_error="skip").removed["reason"].to_list() == ["parse_error"]
+    doc = tmp_path / "u.json"
+    doc.write_bytes(b'[{"instruction": "caf\xe9"}]')
+    with pytest.raises(ParseError, match="invalid UTF-8 at byte offset 21"):
+        ik.read(doc)
+
+
+def test_missing_path_and_unknown_format(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.jsonl"):
+        ik.read(tmp_path / "nope.jsonl")
+    path = write_jsonl(tmp_path / "z.jsonl", [{"foo": 1}])
+    with pytest.raises(ValueError, match="cannot detect the format"):
+        ik.read(path)
+
+
+def test_pandas_round_trip():
+    pd = pytest.importorskip("pandas")
+    ds = ik.from_pandas(pd.DataFrame({"question": ["q"], "answer": ["a"]}))
+    assert ds[0]["output"] == "a"
+    assert ds.to_pandas()["instruction"].tolist() == ["q"]
+
+
+EXPECTED_FORMATS = {
+    "alpaca_en_demo.json": "alpaca", "alpaca_zh_demo.json": "alpaca", "code_alpaca_2k.json": "alpaca",
+    "code_alpaca_seed_tasks.jsonl": "seed", "gpteacher_roleplay.json": "alpaca",
+    "gpteacher_toolformer.json": "alpaca", "gsm8k_train_alpaca.json": "alpaca",
+    "instructionwild_seed_prompts_ch.jsonl": "alpaca", "instructionwild_seed_prompts_en.jsonl": "alpaca",
+    "instructionwild_user_1.jsonl": "alpaca", "instructionwild_user_2.jsonl": "alpaca",
+    "instructionwild_user_3.jsonl": "alpaca", "new_codealpaca.json": "alpaca",
+    "stanford_alpaca_seed_tasks.jsonl": "seed", "vigogne_seed_tasks_fr.jsonl": "seed",
+}
+EXPECTED_COUNTS = {
+    "code_alpaca_2k.json": 2017, "new_codealpaca.json": 4535, "code_alpaca_seed_tasks.jsonl": 21,
+    "stanford_alpaca_seed_tasks.jsonl": 175, "alpaca_en_demo.json": 999, "alpaca_zh_demo.json": 1000,
+    "gsm8k_train_alpaca.json": 7473, "gpteacher_roleplay.json": 3146, "gpteacher_toolformer.json": 7673,
+    "vigogne_seed_tasks_fr.jsonl": 175, "instructionwild_seed_prompts_en.jsonl": 429,
+    "instructionwild_seed_prompts_ch.jsonl": 429, "instructionwild_user_1.jsonl": 429,
+}
+
+
+def test_every_shared_instruction_file_reads(shared_data):
+    files = sorted((shared_data / "instructions").iterdir())
+    assert {f.name for f in files} >= set(EXPECTED_FORMATS)
+    for f in files:
+        assert detect_format(f) == EXPECTED_FORMATS[f.name], f.name
+        ds = ik.read(f, on_error="skip")
+        if f.name in EXPECTED_COUNTS:
+            assert len(ds) == EXPECTED_COUNTS[f.name], f.name
+            assert ds.removed.height == 0, f.name
+
+
+def test_real_broken_lines(shared_data):
+    for name, good, bad in (("instructionwild_user_2.jsonl", 246, 2), ("instructionwild_user_3.jsonl", 198, 3)):
+        path = shared_data / "instructions" / name
+        ds = ik.read(path, on_error="skip")
+        assert (len(ds), ds.removed.height) == (good, bad)
+        assert set(ds.removed["reason"]) == {"parse_error"}
+        with pytest.raises(ParseError, match=name):
+            ik.read(path)
+
+
+def test_new_codealpaca_keeps_response_in_meta(shared_data):
+    row = ik.read(shared_data / "instructions" / "new_codealpaca.json")[0]
+    assert row["meta"]["response"] == row["output"]
