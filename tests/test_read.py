@@ -198,3 +198,12 @@ def test_real_broken_lines(shared_data):
 def test_new_codealpaca_keeps_response_in_meta(shared_data):
     row = ik.read(shared_data / "instructions" / "new_codealpaca.json")[0]
     assert row["meta"]["response"] == row["output"]
+
+
+def test_hf_datasets_round_trip():
+    datasets = pytest.importorskip("datasets")
+    hf = datasets.Dataset.from_list([{"instruction": "a", "input": "", "output": "b", "topic": "t"}])
+    ds = ik.from_hf(hf, source="hub")
+    assert ds[0]["id"] == "hub:0" and ds[0]["meta"] == {"topic": "t"}
+    back = ds.to_hf()
+    assert back[0]["instruction"] == "a" and back.num_rows == 1

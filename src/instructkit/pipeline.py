@@ -170,11 +170,11 @@ def write_removed(removed: pl.DataFrame, path: str | Path) -> Path:
         >>> write_removed(ds.removed, tempfile.mkdtemp() + "/removed.jsonl").name
         'removed.jsonl'
     """
-    from instructkit.io.atomic import atomic_path
+    from instructkit.io.write import atomic_file
 
     path = Path(path)
-    with atomic_path(path) as tmp:
-        removed.write_ndjson(tmp)
+    with atomic_file(path) as f:
+        removed.write_ndjson(f)
     return path
 
 
