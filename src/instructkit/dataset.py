@@ -209,12 +209,13 @@ class Dataset:
         template: str | None = None,
         turns: str | None = None,
         ids: bool = True,
+        tokenizer: Any = None,
     ) -> Path:
         """Write records atomically to .json, .jsonl(.gz) or .parquet.
 
         ``format`` is ``alpaca``, ``sharegpt``, ``messages`` or ``text`` (rendered with
-        ``template``). ``turns`` says how multi-turn records become alpaca rows
-        (``first``, ``last`` or ``split``).
+        ``template``, and ``tokenizer`` for the ``chat_template`` format). ``turns`` says how
+        multi-turn records become alpaca rows (``first``, ``last`` or ``split``).
 
         Example:
             >>> import tempfile, instructkit as ik
@@ -225,7 +226,7 @@ class Dataset:
         """
         from instructkit.io.write import write
 
-        return write(self, path, format=format, template=template, turns=turns, ids=ids)
+        return write(self, path, format=format, template=template, turns=turns, ids=ids, tokenizer=tokenizer)
 
     def render(self, template: str = "alpaca", *, tokenizer: Any = None) -> pl.Series:
         """Training text of every record in a prompt format (``alpaca``, ``llama2``, ...).

@@ -46,7 +46,8 @@ def load(path: Path, on_error: str = "raise") -> tuple[list[Any], list[str]]:
     """
     kind = kind_of(path)
     if kind == "parquet":
-        rows = pl.read_parquet(path).to_dicts()
+        # one schema for all rows: a field absent from a record reads back as null, drop those
+        rows = [{k: v for k, v in r.items() if v is not None} for r in pl.read_parquet(path).to_dicts()]
         return rows, [f"row {i}" for i in range(len(rows))]
     if kind in ("csv", "tsv"):
         data = _bytes(path)
