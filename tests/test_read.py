@@ -1,11 +1,20 @@
 import gzip
 import json
 
+import polars as pl
 import pytest
 
 import instructkit as ik
-from instructkit.io.files import ParseError
-from instructkit.io.formats import RecordError
+from instructkit.io.files import Locations, ParseError, load
+from instructkit.io.formats import (
+    FORMATS,
+    JSON_ESCAPES,
+    RecordError,
+    _flat_frame,
+    canonical_frame,
+    canonical_frame_precise,
+    json_string,
+)
 from instructkit.io.read import detect_format
 
 
@@ -207,3 +216,105 @@ def test_hf_datasets_round_trip():
     assert ds[0]["id"] == "hub:0" and ds[0]["meta"] == {"topic": "t"}
     back = ds.to_hf()
     assert back[0]["instruction"] == "a" and back.num_rows == 1
+
+
+# column-wise and record-by-record paths give the same frame ---------------------------------
+
+FAST_CASES = {
+    "unicode": [{"instruction": "Ünïcode ✓ 中文 😀", "input": "\u2028\x00\x1f\\\"", "output": "é\n\t"}],
+    "numbers_in_text": [{"instruction": 3, "input": 1.5, "output": True}, {"instruction": "x", "output": 1e20}],
+    "missing_optional": [{"instruction": "a"}, {"instruction": "b", "output": "o"}, {"instruction": "c", "input": "i"}],
+    "extra_fields": [{"instruction": "a", "zeta": "z", "alpha": "ä\n"}, {"instruction": "b", "alpha": ""}],
+    "own_ids": [{"id": 7, "instruction": "a"}, {"id": "x", "instruction": "b"}, {"id": None, "instruction": "c"}],
+    "null_values": [{"instruction": "a", "input": None, "output": None, "system": None, "note": None}, {"instruction": "b"}],
+    "nested_meta": [{"instruction": "a", "tags": ["x", 1], "info": {"b": 2, "a": [1.5, None]}}, {"instruction": "b", "n": 3}],
+    "source_and_system": [{"instruction": "a", "source": "web", "system": "Be brief."}, {"instruction": "b", "source": 5}],
+    "dolly": [{"instruction": "i", "context": "c", "response": "r", "category": "open_qa"}],
+    "qa": [{"question": "q", "answer": "a", "context": "c", "flag": True}],
+    "prompt_completion": [{"prompt": "p", "completion": "c", "id": 1.0}],
+    "key_order": [{"output": "o", "b": "1", "instruction": "i", "a": "2"}, {"a": "3", "instruction": "j"}],
+}
+HANDED_OVER = {
+    "list_in_text": [{"instruction": "a", "output": ["x"]}],
+    "missing_required": [{"instruction": "a"}, {"output": "b"}],
+    "null_required": [{"instruction": None, "output": "b"}, {"instruction": "a"}],
+    "not_an_object": [{"instruction": "a"}, ["x"]],
+    "parse_error_kept": [{"instruction": "a"}, ValueError("bad line")],
+}
+
+
+def _both(records, **kw):
+    fast = canonical_frame([dict(r) if isinstance(r, dict) else r for r in records], source="s", **kw)
+    precise = canonical_frame_precise([dict(r) if isinstance(r, dict) else r for r in records], source="s", **kw)
+    return fast, precise
+
+
+@pytest.mark.parametrize("name", sorted(FAST_CASES))
+def test_column_path_equals_record_path(name):
+    records = FAST_CASES[name]
+    (fast, fast_removed), (precise, precise_removed) = _both(records)
+    assert fast.schema == precise.schema
+    assert fast.to_dicts() == precise.to_dicts()
+    assert fast_removed.height == precise_removed.height == 0
+    # the column path really ran: it is not the hand-over that made them equal
+    assert _flat_frame(records, FORMATS.get(name, FORMATS["alpaca"]), "s") is not None
+
+
+def test_column_path_with_mapping():
+    records = [{"prompt_text": "P", "reply": "R", "lang": "en"}, {"prompt_text": "Q", "lang": None}]
+    mapping = {"instruction": "prompt_text", "output": "reply"}
+    (fast, _), (precise, _) = _both(records, mapping=mapping)
+    assert fast.to_dicts() == precise.to_dicts()
+
+
+def test_non_text_keys_are_handed_over():
+    records = [{"instruction": "a", 1: "x", 2: True}]
+    assert _flat_frame(records, FORMATS["alpaca"], "s") is None
+    (fast, _), (precise, _) = _both(records)
+    assert fast.to_dicts() == precise.to_dicts() and fast["meta"].to_list() == ['{"1": "x", "2": true}']
+
+
+@pytest.mark.parametrize("name", sorted(HANDED_OVER))
+def test_unusual_batches_are_handed_to_the_record_path(name):
+    records = HANDED_OVER[name]
+    assert _flat_frame(records, FORMATS["alpaca"], "s") is None
+    (fast, fast_removed), (precise, precise_removed) = _both(records, format="alpaca", on_error="skip")
+    assert fast.to_dicts() == precise.to_dicts()
+    assert fast_removed.to_dicts() == precise_removed.to_dicts() and fast_removed.height == 1
+
+
+def test_read_files_fast_and_precise_identical(tmp_path):
+    rows = [r for case in ("unicode", "extra_fields", "own_ids", "nested_meta", "null_values") for r in FAST_CASES[case]]
+    rows = [{**r, "id": f"r{k}"} for k, r in enumerate(rows)]
+    for name, text in (("a.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)),
+                       ("b.json", json.dumps(rows)), ("c.jsonl", "\n".join(json.dumps(r) for r in rows))):
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        records, locations = load(path)
+        precise, _ = canonical_frame_precise(records, source=path.stem, locations=list(locations))
+        assert ik.read(path).to_polars().to_dicts() == precise.to_dicts()
+
+
+def test_blank_lines_keep_their_line_numbers(tmp_path):
+    path = tmp_path / "b.jsonl"
+    path.write_text('{"instruction": "a"}\n\n  \n{"instruction": "b"}\n{"instruction": 5, "output": [1]}\n')
+    with pytest.raises(RecordError, match="line 5"):
+        ik.read(path)
+    assert [r["id"] for r in ik.read(path, on_error="skip")] == ["b:0", "b:1"]
+
+
+def test_json_escapes_match_json_orjson_and_polars():
+    import orjson
+
+    every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    expected = json.dumps(every, ensure_ascii=False)
+    assert orjson.dumps(every).decode() == expected
+    assert '"' + "".join(JSON_ESCAPES.get(ch, ch) for ch in every) + '"' == expected
+    assert pl.select(json_string(pl.lit(every))).item() == expected
+
+
+def test_locations_are_computed_on_demand():
+    locs = Locations("line", 3, start=1)
+    assert list(locs) == ["line 1", "line 2", "line 3"] and locs[-1] == "line 3" and locs == ["line 1", "line 2", "line 3"]
+    with pytest.raises(IndexError):
+        locs[3]

@@ -161,3 +161,94 @@ def test_added_columns_are_written(tmp_path, single):
     tagged = single.with_columns(pl.lit("en").alias("lang"), pl.lit(1).alias("_ik_internal"))
     row = json.loads(tagged.write(tmp_path / "o.jsonl").read_text().splitlines()[0])
     assert row["lang"] == "en" and "_ik_internal" not in row
+
+
+# column-wise alpaca writer == row-by-row writer, byte for byte ------------------------------
+
+def _row_path(monkeypatch):
+    monkeypatch.setattr(write_mod, "_write_alpaca_columns", lambda *a, **k: False)
+
+
+def _varied():
+    import polars as pl
+
+    records = [
+        *SINGLE,
+        {"id": 5, "instruction": "Ünïcode ✓ 😀 \u2028", "input": "\x00\x1f\\\"", "output": "é\n\t", "n": 1.5},
+        {"instruction": "no meta", "output": "x", "system": "sys\n"},
+        {"instruction": "nested", "info": {"b": 2, "a": [1.5, None]}, "flag": True, "z": None},
+    ]
+    ds = ik.Dataset.from_records(records, source="v")
+    return ds.with_columns(
+        pl.Series("lang", ["en", None, "fr", "de", "es", None]),
+        pl.Series("score", [0.5, 1.0, None, 1e-7, 3.25, 2.0]),
+        pl.Series("count", [1, 2, None, 4, 5, 6], dtype=pl.Int32),
+        pl.Series("ok", [True, False, None, True, True, False]),
+        pl.Series("words", [["a"], [], None, ["b", "c"], ["d"], ["e"]]),
+    )
+
+
+@pytest.mark.parametrize("ext", [*EXTS, "parquet"])
+@pytest.mark.parametrize("ids", [True, False])
+@pytest.mark.parametrize("data", ["single", "varied", "plain"])
+def test_column_writer_equals_row_writer(tmp_path, monkeypatch, ext, ids, data):
+    ds = {"single": ik.Dataset.from_records(SINGLE, source="al"), "varied": _varied(),
+          "plain": ik.Dataset.from_records(
+              [{"instruction": f"i{k}", "output": "o", **({"system": "s"} if k == 2 else {})} for k in range(4)],
+              source="p")}[data]
+
+    def outcome(name):  # the bytes written, or the error raised (the same in both paths)
+        path = tmp_path / f"{name}.{ext}"
+        try:
+            return write(ds, path, ids=ids).read_bytes()
+        except ValueError as e:
+            return str(e).replace(str(path), "<path>")
+
+    fast = outcome("fast")
+    _row_path(monkeypatch)
+    assert fast == outcome("rows")
+
+
+def test_column_writer_runs_for_single_turn_and_hands_over_otherwise(tmp_path, conv):
+    import polars as pl
+
+    from instructkit.io.convert import alpaca_frame, alpaca_json_rows
+
+    varied = _varied().to_polars()
+    assert alpaca_json_rows(varied) is not None
+    assert alpaca_frame(varied) is None  # meta and added columns: Parquet goes row by row
+    assert alpaca_json_rows(conv.to_polars()) is None  # conversations need the converter
+    clash = ik.Dataset.from_records([{"instruction": "a", "tag": "t"}]).with_columns(pl.lit("x").alias("tag"))
+    assert alpaca_json_rows(clash.to_polars()) is None
+    with pytest.raises(ConversionError, match="'tag'.*clashes"):
+        clash.write(tmp_path / "c.jsonl")
+
+
+def test_column_writer_crash_leaves_previous_file(tmp_path, single, monkeypatch):
+    path = tmp_path / "out.jsonl"
+    path.write_text("previous\n")
+
+    def crash(f, lines, kind):
+        f.write(b"half")
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(write_mod, "_write_lines", crash)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        write(single, path)
+    assert path.read_text() == "previous\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
+
+
+@pytest.mark.parametrize("ext", EXTS)
+def test_column_writer_in_slices_and_hand_over_midway(tmp_path, monkeypatch, conv, ext):
+    monkeypatch.setattr(write_mod, "_SLICE", 2)
+    ds = _varied()
+    sliced = write(ds, tmp_path / f"sliced.{ext}").read_bytes()
+    mixed = ik.concat([ds, ik.Dataset.from_polars(conv.to_polars().head(1))])
+    with pytest.raises(ConversionError, match="'c1'.*2 exchanges"):
+        write(mixed, tmp_path / f"mixed.{ext}")  # the conversation sits in the last slice
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"sliced.{ext}"]
+    first = write(mixed, tmp_path / f"first.{ext}", turns="first").read_bytes()
+    _row_path(monkeypatch)
+    assert sliced == write(ds, tmp_path / f"rows.{ext}").read_bytes()
+    assert first == write(mixed, tmp_path / f"rows_first.{ext}", turns="first").read_bytes()

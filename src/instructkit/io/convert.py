@@ -21,6 +21,12 @@ Lossless rules:
   :class:`ConversionError` unless ``turns`` is ``"first"``, ``"last"`` (that exchange only)
   or ``"split"`` (one row per exchange, ids ``"<id>:<k>"``).
 
+Single-turn alpaca rows of a whole frame are also built column-wise
+(:func:`alpaca_json_rows`, :func:`alpaca_frame`), byte for byte as the record-by-record
+converters and ``orjson`` make them; a frame with anything those do not model (a
+conversation, a ``meta`` key that clashes with an output field, ...) is handed to the
+per-record converters, which give the result or the precise error.
+
 Example:
     >>> rec = {"id": "a:0", "source": "a", "instruction": "Sum.", "input": "2 3",
     ...        "output": "5", "system": None, "messages": None, "meta": {}}
@@ -32,9 +38,14 @@ Example:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+import orjson
+import polars as pl
+
+from instructkit.io.formats import json_string
 from instructkit.schema import COLUMNS
 
 #: Output formats the writers know.
@@ -234,3 +245,104 @@ def to_canonical(row: Mapping[str, Any], source: str = "records") -> dict[str, A
     from instructkit.dataset import Dataset
 
     return Dataset.from_records([dict(row)], source=source)[0]
+
+
+# column-wise alpaca rows ---------------------------------------------------------------------
+
+_ALPACA_FIELDS = ("instruction", "input", "output")
+_JSON_INT = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
+
+
+def _single_turn(frame: pl.DataFrame) -> bool:
+    return frame.height > 0 and not (frame["messages"].list.len().fill_null(0) > 0).any()
+
+
+def _meta_fragments(frame: pl.DataFrame, taken: set[str]) -> dict[str, str] | None:
+    """Each distinct ``meta`` string -> its keys and values as compact JSON members
+    (``"k":v,...``), as ``orjson.dumps`` writes them after ``json.loads``; None when a meta is
+    not an object, a key clashes with ``taken`` or ``system`` is set beside a meta ``system``."""
+    fragments: dict[str, str] = {}
+    has_system = frame["system"].is_not_null().any()
+    for text in frame["meta"].drop_nulls().unique().to_list():
+        decoded = json.loads(text) if text else {}
+        if not isinstance(decoded, dict) or taken & decoded.keys():
+            return None
+        if "system" in decoded and has_system:
+            return None
+        fragments[text] = orjson.dumps(decoded).decode()[1:-1]
+    return fragments
+
+
+def _value_json(series: pl.Series) -> pl.Expr:
+    """A column's values as ``orjson.dumps`` writes them (``null`` for missing)."""
+    if series.dtype == pl.String or series.dtype == pl.Boolean or series.dtype in _JSON_INT:
+        return json_string(pl.col(series.name))  # polars' encoder writes these as orjson does
+    # floats, lists, structs, dates: orjson formats each value as the per-record path does
+    encoded = [orjson.dumps(v).decode() for v in series.to_list()]
+    return pl.lit(pl.Series(encoded, dtype=pl.String))
+
+
+def alpaca_json_rows(frame: pl.DataFrame, ids: bool = True) -> pl.Series | None:
+    """One JSON text per record, equal to ``orjson.dumps(row)`` of :func:`to_alpaca`'s row.
+
+    Returns None when the frame has a record the per-record converter must decide (a
+    conversation, a clash between a ``meta`` key or added column and an output field, a null
+    ``id``); :func:`instructkit.io.write.write` then uses :func:`to_rows`.
+
+    Example:
+        >>> import instructkit as ik
+        >>> ds = ik.Dataset.from_records([{"instruction": "Hi", "output": "Yo", "tag": "t"}], source="d")
+        >>> alpaca_json_rows(ds.to_polars()).to_list()
+        ['{"id":"d:0","source":"d","instruction":"Hi","input":"","output":"Yo","tag":"t"}']
+    """
+    if not _single_turn(frame) or frame["id"].is_null().any():
+        return None
+    extras = [c for c in frame.columns if c not in COLUMNS and not c.startswith("_")]
+    taken = {"id", "source", *_ALPACA_FIELDS}
+    if taken & set(extras) or ("system" in extras and frame["system"].is_not_null().any()):
+        return None
+    fragments = _meta_fragments(frame, taken | set(extras))
+    if fragments is None:
+        return None
+    try:
+        extra_values = [_value_json(frame[c]) for c in extras]
+    except (TypeError, orjson.JSONEncodeError):
+        return None  # a value orjson cannot write: the per-record path raises the error
+    head = [pl.col(c).fill_null("") for c in _ALPACA_FIELDS]
+    if ids:
+        head = [pl.col("id"), pl.col("source"), *head]
+    # {"id":..,"source":..,"instruction":..,"input":..,"output":.. in one encoder pass
+    parts = [pl.struct(head).struct.json_encode().str.head(-1)]
+    parts.append(
+        pl.when(pl.col("system").is_not_null())
+        .then(pl.lit(',"system":') + json_string(pl.col("system"))).otherwise(pl.lit(""))
+    )
+    if fragments:
+        member = pl.col("meta").replace_strict(fragments, default="", return_dtype=pl.String)
+        parts.append(pl.when(member != "").then(pl.lit(",") + member).otherwise(pl.lit("")))
+    for name, value in zip(extras, extra_values, strict=True):
+        parts += [pl.lit("," + orjson.dumps(name).decode() + ":"), value]
+    parts.append(pl.lit("}"))
+    return frame.select(pl.concat_str(parts).alias("json")).to_series()
+
+
+def alpaca_frame(frame: pl.DataFrame, ids: bool = True) -> pl.DataFrame | None:
+    """The alpaca rows of a single-turn frame without ``meta`` or added columns, as the
+    frame ``polars`` builds from :func:`to_rows`' dicts (for Parquet); None otherwise.
+
+    Example:
+        >>> import instructkit as ik
+        >>> alpaca_frame(ik.Dataset.from_records([{"instruction": "a"}]).to_polars()).columns
+        ['id', 'source', 'instruction', 'input', 'output']
+    """
+    extras = [c for c in frame.columns if c not in COLUMNS and not c.startswith("_")]
+    if not _single_turn(frame) or extras or (frame["meta"].fill_null("") != "").any():
+        return None
+    if frame["id"].is_null().any() or frame["source"].is_null().any():
+        return None
+    columns = [pl.col(c).fill_null("") for c in _ALPACA_FIELDS]
+    if ids:
+        columns = [pl.col("id"), pl.col("source"), *columns]
+    if frame["system"].is_not_null().any():
+        columns.append(pl.col("system"))
+    return frame.select(columns)

@@ -4,13 +4,21 @@ A loader returns the raw records of one file, in order, with a location for each
 (``line 7``, ``record 3``, ``row 12``) so errors can say where they are. With
 ``on_error="skip"`` a record that fails to parse is returned as an exception in its place,
 so it can go to the removed log instead of vanishing.
+
+JSON Lines are parsed in one pass (``map(orjson.loads, lines)``) when every line is a JSON
+value, which is the common case; a file with a blank line or a line that does not parse is
+handed to the line-by-line reader, which skips the blanks and reports (or keeps, with
+``on_error="skip"``) the bad line with its number and byte offset. Both use the same parser,
+so they give the same records. Locations are computed when asked for (:class:`Locations`),
+not built as a million strings up front.
 """
 
 from __future__ import annotations
 
 import gzip
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import orjson
 import polars as pl
@@ -20,6 +28,38 @@ SUFFIXES = (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz",
 
 class ParseError(ValueError):
     """A file, line or record that cannot be parsed; the message says where."""
+
+
+class Locations(Sequence[str]):
+    """``"<unit> <start>"``, ``"<unit> <start + 1>"``, ...: record locations, made on demand.
+
+    Example:
+        >>> Locations("line", 3, start=1)[2], len(Locations("row", 5))
+        ('line 3', 5)
+    """
+
+    def __init__(self, unit: str, n: int, start: int = 0) -> None:
+        self.unit, self.n, self.start = unit, n, start
+
+    def __len__(self) -> int:
+        return self.n
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(self.n))]
+        if not -self.n <= i < self.n:
+            raise IndexError(i)
+        return f"{self.unit} {self.start + (i % self.n)}"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return repr(list(self))
 
 
 def kind_of(path: Path) -> str:
@@ -34,7 +74,7 @@ def kind_of(path: Path) -> str:
     raise ParseError(f"{path}: unsupported file type; expected one of {', '.join(SUFFIXES)}")
 
 
-def load(path: Path, on_error: str = "raise") -> tuple[list[Any], list[str]]:
+def load(path: Path, on_error: str = "raise") -> tuple[list[Any], Sequence[str]]:
     """Raw records and their locations for one file.
 
     Example:
@@ -48,7 +88,7 @@ def load(path: Path, on_error: str = "raise") -> tuple[list[Any], list[str]]:
     if kind == "parquet":
         # one schema for all rows: a field absent from a record reads back as null, drop those
         rows = [{k: v for k, v in r.items() if v is not None} for r in pl.read_parquet(path).to_dicts()]
-        return rows, [f"row {i}" for i in range(len(rows))]
+        return rows, Locations("row", len(rows))
     if kind in ("csv", "tsv"):
         data = _bytes(path)
         if not data.strip():
@@ -56,7 +96,7 @@ def load(path: Path, on_error: str = "raise") -> tuple[list[Any], list[str]]:
         _check_utf8(path, data)
         frame = pl.read_csv(data, infer_schema=False, separator="\t" if kind == "tsv" else ",")
         rows = frame.to_dicts()
-        return rows, [f"line {i + 2}" for i in range(len(rows))]
+        return rows, Locations("line", len(rows), start=2)
     data = _bytes(path)
     if kind == "json" and data.lstrip()[:1] == b"[":
         return _json_document(path, data)
@@ -88,7 +128,7 @@ def _check_utf8(path: Path, data: bytes, base: int = 0) -> None:
         ) from None
 
 
-def _json_document(path: Path, data: bytes) -> tuple[list[Any], list[str]]:
+def _json_document(path: Path, data: bytes) -> tuple[list[Any], Sequence[str]]:
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as e:
@@ -97,7 +137,7 @@ def _json_document(path: Path, data: bytes) -> tuple[list[Any], list[str]]:
     return _unwrap(path, doc)
 
 
-def _unwrap(path: Path, doc: Any) -> tuple[list[Any], list[str]]:
+def _unwrap(path: Path, doc: Any) -> tuple[list[Any], Sequence[str]]:
     if isinstance(doc, dict):
         lists = [v for v in doc.values() if isinstance(v, list) and v and isinstance(v[0], dict)]
         if len(doc) == 1 and len(lists) == 1:
@@ -106,10 +146,22 @@ def _unwrap(path: Path, doc: Any) -> tuple[list[Any], list[str]]:
             doc = [doc]
     if not isinstance(doc, list):
         raise ParseError(f"{path}: expected a JSON array of records, got {type(doc).__name__}")
-    return doc, [f"record {i}" for i in range(len(doc))]
+    return doc, Locations("record", len(doc))
 
 
-def _json_lines(path: Path, data: bytes, on_error: str) -> tuple[list[Any], list[str]]:
+def _json_lines(path: Path, data: bytes, on_error: str) -> tuple[list[Any], Sequence[str]]:
+    body = data[:-1] if data.endswith(b"\n") else data
+    if body:
+        try:
+            records = list(map(orjson.loads, body.split(b"\n")))
+        except orjson.JSONDecodeError:
+            pass  # a blank or bad line: the line-by-line reader below skips or reports it
+        else:
+            return records, Locations("line", len(records), start=1)
+    return _json_lines_precise(path, data, on_error)
+
+
+def _json_lines_precise(path: Path, data: bytes, on_error: str) -> tuple[list[Any], list[str]]:
     records: list[Any] = []
     locations: list[str] = []
     offset = 0

@@ -9,11 +9,17 @@ crash leaves the previous file (if any) untouched. Output is deterministic byte 
 Rows carry ``id`` and ``source`` (unless ``ids=False``) and the ``meta`` fields flattened
 back to the top level, so ``ik.read`` of the file gives the same records. See
 :mod:`instructkit.io.convert` for how formats map onto one another.
+
+Single-turn alpaca output is serialised column-wise (:func:`~instructkit.io.convert.alpaca_json_rows`,
+:func:`~instructkit.io.convert.alpaca_frame`) into the same bytes the row-by-row writer makes;
+a dataset with anything unusual for that path (conversations, clashing ``meta`` keys, ...) is
+written row by row, which also raises the precise error when there is one.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import tempfile
 from collections.abc import Iterator
@@ -22,8 +28,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import orjson
+import polars as pl
 
-from instructkit.io.convert import ROW_FORMATS, to_rows
+from instructkit.io.convert import ROW_FORMATS, TURNS, alpaca_frame, alpaca_json_rows, to_rows
 
 if TYPE_CHECKING:
     from instructkit.dataset import Dataset
@@ -106,6 +113,9 @@ def write(
     else:
         if template is not None:
             raise ValueError(f"template= applies to format='text' only, not {format!r}")
+        if format == "alpaca" and (turns is None or turns in TURNS):
+            if _write_alpaca_columns(dataset, path, kind, gz, ids):
+                return path
         rows = to_rows(dataset, format, turns=turns, ids=ids)
     if kind == "parquet":
         _write_parquet(path, list(rows))
@@ -117,6 +127,65 @@ def write(
         else:
             _write_json(raw, rows, kind)
     return path
+
+
+_SLICE = 100_000  # records serialised at a time: memory stays bounded on large datasets
+
+
+class _HandOver(Exception):
+    """A slice the column-wise writer does not model: write the dataset row by row instead."""
+
+
+def _write_alpaca_columns(dataset: Dataset, path: Path, kind: str, gz: bool, ids: bool) -> bool:
+    """Write single-turn alpaca rows column-wise; False when the frame needs the row path."""
+    frame = dataset.to_polars()
+    if kind == "parquet":
+        table = alpaca_frame(frame, ids)
+        if table is None:
+            return False
+        with atomic_file(path) as f:
+            table.write_parquet(f)
+        return True
+    if alpaca_json_rows(frame.head(1), ids) is None:
+        return False
+    try:
+        with atomic_file(path) as raw:
+            if gz:
+                with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as f:
+                    _write_slices(f, frame, kind, ids)
+            else:
+                _write_slices(raw, frame, kind, ids)
+    except _HandOver:
+        return False  # atomic_file removed the partial temporary file
+    return True
+
+
+def _write_slices(f: IO[bytes], frame: pl.DataFrame, kind: str, ids: bool) -> None:
+    if kind == "json":
+        f.write(b"[\n")
+    for start in range(0, frame.height, _SLICE):
+        lines = alpaca_json_rows(frame.slice(start, _SLICE), ids)
+        if lines is None:
+            raise _HandOver
+        if kind == "json" and start > 0:
+            f.write(b",\n")
+        _write_lines(f, lines, kind)
+    if kind == "json":
+        f.write(b"\n]\n")
+
+
+def _write_lines(f: IO[bytes], lines: pl.Series, kind: str) -> None:
+    """JSON texts one per line; for the JSON array layout of :func:`_write_json`, separated by
+    ``,\\n`` and without the last newline (the caller writes the brackets)."""
+    frame = lines.to_frame()
+    if kind == "json":
+        last = pl.int_range(pl.len()) == pl.len() - 1
+        frame = frame.select(pl.when(last).then(pl.first()).otherwise(pl.first() + ","))
+    # one JSON text per line, no quoting: polars' CSV writer streams them out without Python
+    buffer = io.BytesIO()
+    frame.write_csv(buffer, include_header=False, quote_style="never")
+    text = buffer.getbuffer()
+    f.write(text[:-1] if kind == "json" else text)
 
 
 def _text_rows(dataset: Dataset, template: str, ids: bool, tokenizer: Any) -> Iterator[dict[str, Any]]:
