@@ -321,8 +321,27 @@ def concat(datasets: Sequence[Dataset]) -> Dataset:
     frame = pl.concat([d.to_polars() for d in datasets], how="diagonal_relaxed")
     check_unique_ids(frame["id"], what="concatenated datasets")
     removed = pl.concat([d.removed for d in datasets], how="vertical_relaxed")
-    history = [h for d in datasets for h in d.history]
-    return Dataset(frame, removed, history)
+    return Dataset(frame, removed, _merge_histories([d.history for d in datasets]))
+
+
+def _merge_histories(histories: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Sum step entries position by position when every part ran the same steps (e.g. one
+    ``read`` each), so the report shows one row per step; else keep them all in order."""
+    names = [[h["step"] for h in hist] for hist in histories]
+    if any(n != names[0] for n in names):
+        return [h for hist in histories for h in hist]
+    merged = []
+    for entries in zip(*histories, strict=True):
+        reasons: Counter[str] = Counter()
+        for e in entries:
+            reasons.update(e["by_reason"])
+        merged.append({
+            **entries[0],
+            "params": "; ".join(dict.fromkeys(e["params"] for e in entries if e["params"])),
+            **{k: sum(e[k] for e in entries) for k in ("records_in", "records_out", "removed", "seconds")},
+            "by_reason": dict(reasons.most_common()),
+        })
+    return merged
 
 
 def check_unique_ids(ids: pl.Series, what: str) -> None:

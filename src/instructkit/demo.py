@@ -39,8 +39,11 @@ def run_demo(output: str | Path = "instructkit-demo") -> RecipeResult:
     for step in config["steps"]:
         if isinstance(step, dict) and "decontaminate" in step:
             for bench in step["decontaminate"].get("benchmarks", []):
-                for kind, rel in bench.items():
-                    bench[kind] = str(recipe_path.parent / rel)
+                for kind, spec in bench.items():
+                    if isinstance(spec, dict):
+                        spec["path"] = str(recipe_path.parent / spec["path"])
+                    else:
+                        bench[kind] = str(recipe_path.parent / spec)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     return run_recipe(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), base=output)
