@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import resource
 import statistics
@@ -174,11 +175,13 @@ def main() -> None:
 
     ds = corpus(args.records)
     step = ik.decontaminate(benchmarks)
-    scan_s, removed = [], 0
+    load_before = os.getloadavg()[0]
+    scan_s, scan_cpu, removed = [], [], 0
     for _ in range(args.repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = ds.pipe(step)
         scan_s.append(time.perf_counter() - t0)
+        scan_cpu.append(time.process_time() - c0)
         removed = len(ds) - len(out)
 
     sub = ds.to_polars().head(args.baseline_records)
@@ -194,10 +197,12 @@ def main() -> None:
 
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     scan = statistics.median(scan_s)
+    cpu = statistics.median(scan_cpu)
     base = statistics.median(base_s)
     ours_sub = statistics.median(ours_sub_s)
     print(f"benchmarks: {[f'{b.name}={len(b)}' for b in benchmarks]}; {index!r}")
-    print(f"threads: {pl.thread_pool_size()}")
+    print(f"threads: {pl.thread_pool_size()}; load average (1 min) before the timed runs "
+          f"{load_before:.1f}, after {os.getloadavg()[0]:.1f}")
     print()
     print("| stage | records | median s | records/s | note |")
     print("|---|---|---|---|---|")
@@ -205,7 +210,8 @@ def main() -> None:
     print(f"| build 13-gram index | - | {index_s:.2f} | - | {len(index.keys):,} n-grams |")
     print(
         f"| ik.decontaminate (n-gram), full step | {len(ds):,} | {scan:.2f} | "
-        f"{len(ds) / scan:,.0f} | removed {removed:,} |"
+        f"{len(ds) / scan:,.0f} | removed {removed:,}; {cpu:.2f} CPU s, "
+        f"{2 * len(ds) / cpu:,.0f} records/s on 2 uncontended cores |"
     )
     print(
         f"| ik.decontaminate observe+decide | {len(sub):,} | {ours_sub:.2f} | "
@@ -217,6 +223,7 @@ def main() -> None:
     )
     print()
     print(f"speed-up vs baseline on the same {len(sub):,} records: {base / ours_sub:.1f}x")
+    print(f"full step runs (s): {', '.join(f'{s:.2f}' for s in scan_s)}")
     print(f"peak RSS: {rss_mb:,.0f} MB")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 
 import instructkit as ik
 from instructkit.decontam import contamination_report
+from instructkit.decontam import ngram as ngram_module
 from instructkit.decontam.ngram import NgramIndex, cached_index, normalize, word_hashes
 from instructkit.transform import from_config
 
@@ -220,6 +222,103 @@ def test_scan_in_parallel_slices_matches_one_slice(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(ngram, "SCAN_CHUNK", 9)
     assert index.scan([texts], len(texts), workers=2).equals(whole)
     assert whole["row"].to_list() == list(np.arange(0, 100, 7))
+
+
+# the vectorised scan against a plain Python one ----------------------------------------
+_SEPARATORS = {" ", *ngram_module._PATTERNS}
+_TRIVIAL = re.compile(r"^(.|[0-9]+)$")
+_VOCAB = (
+    "apple banana cherry Natalia sold clips école NAÏVE Ünïcödé 数据 集合 emoji😀 x y z 0 7 42 "
+    "2024 supercalifragilisticexpialidocious https://example.com/a/very/long/path?query=1 "
+    "tab\tword a+b (paren) [bracket] “quoted” dash—dash ellipsis… 1,000 ctrl\x01char"
+).split(" ")
+_GLUE = [" ", "  ", "\n", "\t", ", ", "! ", "—", "\u00a0", "\u3000", " “", "” ", "...", "\r\n"]
+
+
+def _reference_words(text: str | None) -> list[str]:
+    lowered = (text or "").lower()
+    return [w for w in "".join(" " if c in _SEPARATORS else c for c in lowered).split(" ") if w]
+
+
+def _reference_scan(
+    items: list[str], texts: list[tuple[int, str | None]], n: int, min_words: int
+) -> list[tuple[int, int, int, bool]]:
+    """lm-eval janitor style: n-gram tuples in dicts, one text at a time."""
+    grams: dict[tuple[str, ...], set[int]] = {}
+    short: dict[tuple[str, ...], set[int]] = {}
+    for item, text in enumerate(items):
+        words = _reference_words(text)
+        for i in range(len(words) - n + 1):
+            gram = tuple(words[i : i + n])
+            if not all(_TRIVIAL.match(w) for w in gram):
+                grams.setdefault(gram, set()).add(item)
+        if min_words <= len(words) < n:
+            short.setdefault(tuple(words), set()).add(item)
+    shared: dict[tuple[int, int], set[tuple[str, ...]]] = {}
+    full: set[tuple[int, int]] = set()
+    for row, text in texts:
+        words = _reference_words(text)
+        for i in range(len(words) - n + 1):
+            gram = tuple(words[i : i + n])
+            for item in grams.get(gram, ()):
+                shared.setdefault((row, item), set()).add(gram)
+        for item in short.get(tuple(words), ()):
+            full.add((row, item))
+    pairs = sorted(set(shared) | full)
+    return [(r, i, len(shared.get((r, i), ())), (r, i) in full) for r, i in pairs]
+
+
+def _fixture(rng: random.Random, items: list[str], rows: int) -> list[tuple[int, str | None]]:
+    def render(words: list[str]) -> str:
+        out = rng.choice(["", " ", "\n", "“"])
+        for w in words:
+            w = rng.choice([w, w.upper(), w.title()]) if w.isascii() else w
+            out += w + rng.choice(_GLUE)
+        return out
+
+    texts: list[tuple[int, str | None]] = []
+    for row in range(rows):
+        for _ in range(rng.randint(1, 3)):
+            kind = rng.random()
+            if kind < 0.05:
+                texts.append((row, rng.choice([None, "", " ,; "])))
+                continue
+            words = [rng.choice(_VOCAB) for _ in range(rng.randint(0, 30))]
+            if kind < 0.6:  # splice part (or all) of a benchmark item, re-spaced and re-cased
+                item = _reference_words(rng.choice(items))
+                a = rng.randint(0, len(item))
+                b = rng.randint(a, len(item)) if rng.random() < 0.5 else len(item)
+                at = rng.randint(0, len(words))
+                words[at:at] = (item if rng.random() < 0.2 else item[a:b])
+                if rng.random() < 0.1:
+                    words = item
+            texts.append((row, render(words)))
+    return texts
+
+
+@pytest.mark.parametrize("seed, n, min_words", [(0, 13, 8), (1, 5, 3), (2, 3, 2), (3, 1, 1), (4, 8, 8)])
+def test_scan_matches_a_plain_python_reference(
+    seed: int, n: int, min_words: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(seed)
+    items = [
+        " ".join(rng.choice(_VOCAB) for _ in range(rng.randint(1, 25))) for _ in range(40)
+    ] + [LONG, "0 1 2 3 4 5 6 7 8 9 10 11 12 13 14", "数据 集合 École naïve Ünïcödé emoji😀 " * 3]
+    half = len(items) // 2
+    benchmarks = [bench(*items[:half], name="one"), bench(*items[half:], name="two")]
+    texts = _fixture(rng, items, 400)
+    expected = _reference_scan(items, texts, n, min_words)
+    index = NgramIndex.build(benchmarks, n=n, min_words=min_words)
+    rows = np.array([r for r, _ in texts])
+    column = pl.Series([t for _, t in texts], dtype=pl.String)
+    got = index.scan([column], 400, [rows])
+    assert [tuple(r) for r in got.iter_rows()] == expected
+    assert len(expected) > 20  # the fixture really does contain matches
+    # the same through many small slices on two threads, texts split over two columns
+    monkeypatch.setattr(ngram_module, "SCAN_CHUNK", 37)
+    cut = len(texts) // 3
+    sliced = index.scan([column[:cut], column[cut:]], 400, [rows[:cut], rows[cut:]], workers=2)
+    assert sliced.equals(got)
 
 
 # real data -------------------------------------------------------------------------------

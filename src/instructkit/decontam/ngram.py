@@ -6,18 +6,26 @@ space rather than vanishing, so ``a+b`` and ``a + b`` give the same words (code 
 such spacing changes). The punctuation set is ASCII punctuation plus common Unicode quotes,
 dashes and spaces.
 
-Hashing is two-level and never builds n-gram strings:
+Hashing is two-level and never builds a word or n-gram string:
 
-1. every word is hashed once (polars' string hash, a 64-bit value);
-2. the hash of the n words starting at position ``i`` of a text is the polynomial
+1. the texts of a slice are lowercased by polars and laid end to end in one byte array
+   (a space between texts); separators are found with a 256-entry byte table (plus a
+   lookup of the few multi-byte Unicode ones), word edges with one comparison, and every
+   word is hashed in place from unaligned 8-byte loads of its bytes (a 64-bit hash);
+2. the hash of the n words starting at position ``i`` is the polynomial
    ``sum_k w[i+k] * B**(n-1-k)`` modulo 2**64, computed for all ``i`` at once from one
    prefix sum: with ``c[j] = w[j] * B**-j`` (B is odd, so invertible modulo 2**64),
    ``h(i) = B**(n-1+i) * (C[i+n] - C[i])``. The cost does not depend on ``n``.
 
 The benchmark n-grams are kept as a sorted array of unique hashes with, for each hash, the
-items that contain it (CSR postings). A scan looks every training n-gram up in a bitmap of
-the hashes' top bits first (one gather; ~94% of n-grams stop there), then confirms the
-rest with a binary search. N-grams never cross a field boundary, on either side.
+items that contain it (CSR postings). A scan looks every training n-gram up in a byte
+table of the hashes' top 24 bits (one gather; ~95% of n-grams stop there), the survivors
+in a packed bitmap of their low 26 bits (~99.9% have stopped after it), and confirms the
+rest with a binary search. Only then are the
+n-grams that would run over the end of their text dropped (there are few by then).
+N-grams never cross a field boundary, on either side. Slices of :data:`SCAN_CHUNK` texts
+(a few MB, so the arrays stay in cache) run on a thread per core: polars and numpy
+release the GIL.
 
 Example:
     >>> from instructkit.decontam.benchmarks import from_records
@@ -48,14 +56,16 @@ _SPACES = "\n\t\r\x0b\x0c\u00a0\u2000\u2001\u2002\u2003\u2009\u200b\u2028\u2029\
 _PATTERNS = list(string.punctuation) + list(_UNICODE_PUNCT) + list(_SPACES)
 _SPACE_FOR_EACH = [" "] * len(_PATTERNS)
 
-_WORD_SEED = 0x1CE4E5B9
 _BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, so invertible modulo 2**64
 _BASE_INV = np.uint64(pow(int(_BASE), -1, 2**64))
-_BITMAP_BITS = 24
-_SHIFT = np.uint64(64 - _BITMAP_BITS)
+# n-gram prefilters: a byte per value of the top 24 bits (16 MB, ~5% of training n-grams
+# pass with 887k benchmark n-grams), then a bit per value of the low 26 bits (8 MB, ~1.3%)
+_TOP_BITS, _LOW_BITS = 24, 26
+_TOP_SHIFT = np.uint64(64 - _TOP_BITS)
+_LOW_MASK = np.uint64((1 << _LOW_BITS) - 1)
 
 #: Rows per slice a scan hands to each worker thread.
-SCAN_CHUNK = 16_384
+SCAN_CHUNK = 8_192
 
 
 def normalize(texts: pl.Series) -> pl.Series:
@@ -74,11 +84,100 @@ def normalize(texts: pl.Series) -> pl.Series:
     )
 
 
+def _separator_table() -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """Whether each byte value can be part of a word (all but the one-byte separators; as
+    bytes, which np.take gathers fastest), and the UTF-8 codes of the multi-byte separators
+    by length."""
+    word_byte = np.ones(256, dtype=np.uint8)
+    multi: dict[int, list[int]] = {2: [], 3: []}
+    for char in [" ", *_PATTERNS]:
+        code = char.encode()
+        if len(code) == 1:
+            word_byte[code[0]] = 0
+        else:
+            multi[len(code)].append(int.from_bytes(code, "big"))
+    return word_byte, {k: np.array(sorted(v), dtype=np.int64) for k, v in multi.items()}
+
+
+_WORD_BYTE, _MULTI_SEP = _separator_table()
+# bytes kept when only the first r bytes of a little-endian 8-byte load belong to the word
+_TAIL_MASK = np.array([(1 << (8 * r)) - 1 for r in range(9)], dtype=np.uint64)
+_MIX1 = np.uint64(0xFF51AFD7ED558CCD)
+_MIX2 = np.uint64(0xC4CEB9FE1A85EC53)
+_LEN_SALT = np.uint64(0x9FB21C651E98DF25)
+_S33, _S29 = np.uint64(33), np.uint64(29)
+
+
+def _text_bytes(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Lowercased UTF-8 bytes of all texts, each after a space (so words never run from one
+    text into the next) with 16 spaces at the end, and where each text starts in them."""
+    lowered = texts.cast(pl.String).fill_null("").str.to_lowercase()
+    room = lowered.str.len_bytes().to_numpy().astype(np.int64) + 1
+    begin = np.cumsum(room) - room + 1
+    # "" first and 15 spaces last: the join adds the leading space and the 16th at the end
+    padded = pl.concat([pl.Series([""]), lowered, pl.Series([" " * 15])])
+    data = np.frombuffer(padded.str.join(" ").cast(pl.Binary).item(), dtype=np.uint8)
+    return data, begin
+
+
+def _word_bytes(data: np.ndarray) -> np.ndarray:
+    """Whether each byte belongs to a word: separators are ASCII punctuation and whitespace,
+    and the listed Unicode punctuation and spaces (every byte of their UTF-8 code)."""
+    word = np.take(_WORD_BYTE, data).view(bool)
+    if data.max(initial=0) >= 0xC2:  # multi-byte characters: look their codes up
+        lead = np.flatnonzero(data[:-2] >= 0xC2)
+        b0, b1, b2 = (data[lead + k].astype(np.int64) for k in range(3))
+        two = lead[np.isin((b0 << 8) | b1, _MULTI_SEP[2])]
+        three = lead[np.isin((b0 << 16) | (b1 << 8) | b2, _MULTI_SEP[3])]
+        for width, at in ((2, two), (3, three)):
+            for k in range(width):
+                word[at + k] = False
+    return word
+
+
+def _words(texts: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Bytes (see :func:`_text_bytes`), each word's start and end in them, words per text."""
+    data, begin = _text_bytes(texts)
+    word = _word_bytes(data)
+    # data starts and ends with a space, so the edges alternate: start, end, start, ...
+    edges = np.flatnonzero(word[1:] != word[:-1]) + 1
+    starts, ends = edges[0::2], edges[1::2]
+    lens = np.diff(np.searchsorted(starts, begin), append=len(starts))
+    return data, starts, ends, lens
+
+
+def _hash_words(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """64-bit hash of each word's bytes, 8 bytes at a time (unaligned loads, no strings)."""
+    loads = np.ndarray((len(data) - 7,), dtype="<u8", buffer=data, strides=(1,))
+    length = ends - starts
+    with np.errstate(over="ignore"):
+        h = length.view(np.uint64) * _LEN_SALT
+        h ^= loads[starts] & np.take(_TAIL_MASK, np.minimum(length, 8))
+        # the rest of the long words (~10%), 8 bytes a round
+        todo = np.flatnonzero(length > 8)
+        where, rest = starts[todo] + 8, length[todo] - 8
+        while len(todo):
+            mixed = h[todo] * _MIX1
+            mixed ^= mixed >> _S29
+            h[todo] = mixed ^ (loads[where] & np.take(_TAIL_MASK, np.minimum(rest, 8)))
+            more = rest > 8
+            todo, where, rest = todo[more], where[more] + 8, rest[more] - 8
+        # murmur3's finalizer: every input bit reaches every output bit
+        h ^= h >> _S33
+        h *= _MIX1
+        h ^= h >> _S33
+        h *= _MIX2
+        h ^= h >> _S33
+    return h
+
+
 def word_hashes(
     texts: pl.Series, trivial: bool = False
 ) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Hash of every normalized word of every text, and the number of words per text.
 
+    Works on the texts' lowercased UTF-8 bytes: separators (see :func:`normalize`) split
+    words, and each word's bytes are hashed in place, so no word string is ever built.
     With ``trivial``, also a flag per word: a single character or a number.
 
     Example:
@@ -86,23 +185,17 @@ def word_hashes(
         >>> lens.tolist(), bool(h[0] == h[2])
         ([2, 0, 2], True)
     """
-    words = (
-        texts.cast(pl.String)
-        .str.to_lowercase()
-        .str.replace_many(_PATTERNS, _SPACE_FOR_EACH)
-        .str.split(" ")
-    )
-    flat = words.explode(empty_as_null=False, keep_nulls=False)
-    nonempty = (flat.str.len_bytes() > 0).to_numpy()
-    hashes = flat.hash(_WORD_SEED).to_numpy()[nonempty]
-    # words per text, counting only the non-empty ones (split leaves "" between spaces)
-    owner = np.repeat(np.arange(len(texts)), words.list.len().fill_null(0).to_numpy())
-    lens = np.bincount(owner[nonempty], minlength=len(texts)).astype(np.int64)
-    if trivial:
-        flat = flat.filter(pl.Series(nonempty))
-        flags = (flat.str.len_chars() == 1) | flat.str.contains(r"^[0-9]+$")
-        return hashes, lens, flags.to_numpy()
-    return hashes, lens
+    data, starts, ends, lens = _words(texts)
+    hashes = _hash_words(data, starts, ends)
+    if not trivial:
+        return hashes, lens
+    # characters = bytes that are not UTF-8 continuation bytes
+    chars = np.zeros(len(data) + 1, dtype=np.int64)
+    np.cumsum((data & 0xC0) != 0x80, out=chars[1:])
+    other = np.zeros(len(data) + 1, dtype=np.int64)
+    np.cumsum((data < ord("0")) | (data > ord("9")), out=other[1:])
+    flags = ((chars[ends] - chars[starts]) == 1) | ((other[ends] - other[starts]) == 0)
+    return hashes, lens, flags
 
 
 class _Powers:
@@ -217,7 +310,8 @@ class NgramIndex:
     keys: np.ndarray
     offsets: np.ndarray
     items: np.ndarray
-    bitmap: np.ndarray
+    bitmap: np.ndarray  # top bits of the keys
+    low_bitmap: np.ndarray  # low bits of the keys
     short_keys: np.ndarray
     short_offsets: np.ndarray
     short_items: np.ndarray
@@ -257,11 +351,10 @@ class NgramIndex:
         skipped = {
             name: int(too_short[item_bench == code].sum()) for code, name in enumerate(names)
         }
-        bitmap = np.zeros(1 << _BITMAP_BITS, dtype=bool)
-        bitmap[keys >> _SHIFT] = True
+        bitmap, low_bitmap = _top_bitmap(keys), _low_bitmap(keys)
         return cls(
             n, min_words, names, item_bench, item_ids, item_ngrams, keys, offsets, items,
-            bitmap, short_keys, short_offsets, short_items, skipped,
+            bitmap, low_bitmap, short_keys, short_offsets, short_items, skipped,
         )
 
     def __repr__(self) -> str:
@@ -327,31 +420,79 @@ class NgramIndex:
         )
 
     def _scan_slice(self, texts: pl.Series, owner: np.ndarray):  # noqa: ANN202 (tuple of arrays)
-        hashes, lens = word_hashes(texts)
-        grams, text_of = ngram_hashes(hashes, lens, self.n)
-        maybe = np.flatnonzero(self.bitmap[grams >> _SHIFT])
-        found, key = _lookup(self.keys, grams[maybe])
-        hit_text = text_of[maybe[found]]
-        # one line per (row, item, n-gram): expand each hit over the items holding it
-        width = self.offsets[key + 1] - self.offsets[key]
-        expand = np.repeat(np.arange(len(key)), width)
-        within = np.arange(len(expand)) - np.repeat(np.cumsum(width) - width, width)
-        items = self.items[self.offsets[key][expand] + within]
-        rows = owner[hit_text][expand]
-        keys = key[expand]
+        data, starts, ends, lens = _words(texts)
+        hashes = _hash_words(data, starts, ends)
+        total, n = len(hashes), self.n
+        first = np.cumsum(lens) - lens  # each text's first word
+        prefix = _prefix(hashes)
+        fwd = _POWERS.get(total + 1)[0]
+        rows = items = keys = np.zeros(0, dtype=np.int64)
+        if total >= n:
+            with np.errstate(over="ignore"):
+                # the n-gram at every word position of the slice, contiguous arrays only
+                grams = (prefix[n:] - prefix[:-n]) * fwd[n - 1 : total]
+            maybe = np.flatnonzero(np.take(self.bitmap, grams >> _TOP_SHIFT))
+            maybe = maybe[_in_low_bitmap(self.low_bitmap, grams[maybe])]
+            # the few that pass: drop the windows that run over their text's end
+            text_of = np.searchsorted(first, maybe, side="right") - 1
+            inside = maybe + n <= first[text_of] + lens[text_of]
+            maybe, text_of = maybe[inside], text_of[inside]
+            found, key = _lookup(self.keys, grams[maybe])
+            rows, items, at = _expand(self.offsets, self.items, key)
+            rows = owner[text_of[found[rows]]]
+            keys = key[at]
         # whole-text matches for items shorter than n
         full_rows = full_items = np.zeros(0, dtype=np.int64)
         if len(self.short_keys):
-            cand = np.flatnonzero((lens >= self.min_words) & (lens < self.n))
-            first = np.cumsum(lens) - lens
-            whole = span_hashes(hashes, first[cand], lens[cand])
+            cand = np.flatnonzero((lens >= self.min_words) & (lens < n))
+            ends_ = first[cand] + lens[cand]
+            with np.errstate(over="ignore"):
+                whole = (prefix[ends_] - prefix[first[cand]]) * fwd[ends_ - 1]
             f_found, f_key = _lookup(self.short_keys, whole)
-            f_width = self.short_offsets[f_key + 1] - self.short_offsets[f_key]
-            f_expand = np.repeat(np.arange(len(f_key)), f_width)
-            f_within = np.arange(len(f_expand)) - np.repeat(np.cumsum(f_width) - f_width, f_width)
-            full_items = self.short_items[self.short_offsets[f_key][f_expand] + f_within]
-            full_rows = owner[cand[f_found]][f_expand]
+            f_rows, full_items, _ = _expand(self.short_offsets, self.short_items, f_key)
+            full_rows = owner[cand[f_found[f_rows]]]
         return rows, items, keys, full_rows, full_items
+
+
+def _prefix(hashes: np.ndarray) -> np.ndarray:
+    """``C[j] = sum_{t<j} w[t] * B**-t`` modulo 2**64 (see the module docstring)."""
+    inv = _POWERS.get(len(hashes) + 1)[1]
+    prefix = np.zeros(len(hashes) + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        np.multiply(hashes, inv[: len(hashes)], out=prefix[1:])
+        np.cumsum(prefix[1:], out=prefix[1:])
+    return prefix
+
+
+def _top_bitmap(keys: np.ndarray) -> np.ndarray:
+    """A flag (one byte: the fastest to test) per value of the keys' top :data:`_TOP_BITS`."""
+    bitmap = np.zeros(1 << _TOP_BITS, dtype=np.uint8)
+    bitmap[keys >> _TOP_SHIFT] = 1
+    return bitmap
+
+
+def _low_bitmap(keys: np.ndarray) -> np.ndarray:
+    """A bit per value of the keys' low :data:`_LOW_BITS` bits, packed in bytes."""
+    bitmap = np.zeros(1 << (_LOW_BITS - 3), dtype=np.uint8)
+    low = keys & _LOW_MASK
+    np.bitwise_or.at(bitmap, low >> np.uint64(3), np.left_shift(1, low & np.uint64(7)).astype(np.uint8))
+    return bitmap
+
+
+def _in_low_bitmap(bitmap: np.ndarray, grams: np.ndarray) -> np.ndarray:
+    """Whether each hash's low bits are set in a :func:`_low_bitmap`."""
+    low = grams & _LOW_MASK
+    return (bitmap[low >> np.uint64(3)] >> (low & np.uint64(7)).astype(np.uint8)) & np.uint8(1) != 0
+
+
+def _expand(
+    offsets: np.ndarray, items: np.ndarray, key: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each found key, every item in its postings: (index into ``key``, item, index)."""
+    width = offsets[key + 1] - offsets[key]
+    at = np.repeat(np.arange(len(key)), width)
+    within = np.arange(len(at)) - np.repeat(np.cumsum(width) - width, width)
+    return at, items[offsets[key][at] + within], at
 
 
 _CACHE: OrderedDict[tuple, NgramIndex] = OrderedDict()
