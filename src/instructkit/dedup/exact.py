@@ -1,0 +1,118 @@
+"""Exact deduplication on a hash of the normalized text."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import polars as pl
+
+from instructkit.dedup._base import (
+    DEFAULT_FIELDS,
+    check_fields,
+    check_keep,
+    drops_frame,
+    kept_per_cluster,
+    load_reference,
+    present_fields,
+    repeated,
+)
+from instructkit.dedup._kernel import document_text
+from instructkit.transform import Global
+
+if TYPE_CHECKING:
+    from instructkit.dataset import Dataset
+
+# two independent 64-bit hashes make a 128-bit key: collisions are out of reach at any size
+_SEEDS = (0x1F2E3D4C, 0x5A6B7C8D)
+
+
+class Exact(Global):
+    """Drop records whose normalized text equals an earlier (or longer) record's.
+
+    The text of a record is its ``fields`` joined (every turn for ``messages``). With
+    ``normalize=True`` it is compared after lower-casing, removing punctuation and
+    collapsing whitespace (each can be switched off). Removed records get reason
+    ``exact_duplicate`` and a JSON detail naming the kept id. Records that upsampling
+    copied on purpose (``meta.repeat > 0``) are left alone. With ``against=`` records that
+    duplicate the reference set are removed; the reference itself is not deduplicated.
+
+    Example:
+        >>> import instructkit as ik
+        >>> ds = ik.Dataset.from_records([
+        ...     {"instruction": "Say hi.", "output": "Hi!"},
+        ...     {"instruction": "say  HI", "output": "hi"},
+        ... ], source="demo")
+        >>> out = ds.pipe(ik.dedup.exact())
+        >>> len(out), out.removed["reason"].to_list()
+        (1, ['exact_duplicate'])
+    """
+
+    name: ClassVar[str] = "dedup.exact"
+    decide_params: ClassVar[tuple[str, ...]] = ("keep", "against")
+
+    def __init__(
+        self,
+        fields: str | Sequence[str] = DEFAULT_FIELDS,
+        normalize: bool = True,
+        lowercase: bool = True,
+        strip_punctuation: bool = True,
+        collapse_whitespace: bool = True,
+        keep: str = "first",
+        against: Dataset | str | Path | None = None,
+    ) -> None:
+        self.fields = check_fields(fields)
+        self.normalize = normalize
+        self.lowercase = lowercase
+        self.strip_punctuation = strip_punctuation
+        self.collapse_whitespace = collapse_whitespace
+        self.keep = check_keep(keep)
+        self.against = against
+
+    def key_expr(self) -> pl.Expr:
+        """The normalized text the hash is taken of, as an expression on column ``text``."""
+        e = pl.col("text")
+        if not self.normalize:
+            return e
+        if self.lowercase:
+            e = e.str.to_lowercase()
+        if self.strip_punctuation:
+            e = e.str.replace_all(r"[\p{P}\p{S}]", "")
+        if self.collapse_whitespace:
+            e = e.str.replace_all(r"\s+", " ").str.strip_chars()
+        return e
+
+    def observe(self, batch: pl.DataFrame) -> pl.DataFrame:
+        """``id``, two 64-bit hashes of the normalized text and its length (no texts)."""
+        skip = repeated(batch)
+        frame = batch.filter(pl.Series(~skip)) if skip.any() else batch
+        text = document_text(frame, present_fields(self.fields, frame))
+        keyed = pl.DataFrame({"id": frame["id"], "text": text}).with_columns(self.key_expr().alias("key"))
+        return keyed.select(
+            "id",
+            pl.col("key").hash(_SEEDS[0]).alias("h1"),
+            pl.col("key").hash(_SEEDS[1]).alias("h2"),
+            pl.col("text").str.len_chars().cast(pl.Int64).alias("length"),
+        )
+
+    def decide(self, states: list[Any]) -> pl.DataFrame:
+        """Group the hashes; every record that is not its group's kept one is dropped."""
+        ref = load_reference(self.against)
+        parts = [self.observe(ref).with_columns(pl.lit(True).alias("ref"))] if ref is not None else []
+        parts += [s.with_columns(pl.lit(False).alias("ref")) for s in states]
+        if not parts:
+            return pl.DataFrame(schema={"id": pl.String, "reason": pl.String, "detail": pl.String})
+        allf = pl.concat(parts, how="vertical_relaxed")
+        root = (
+            allf.with_row_index("i")
+            .select(pl.col("i").min().over("h1", "h2").cast(pl.Int64))
+            .to_series()
+            .to_numpy()
+        )
+        is_ref = allf["ref"].to_numpy()
+        kept = kept_per_cluster(root, is_ref, allf["length"].to_numpy(), self.keep)
+        return drops_frame(allf["id"], root, kept, is_ref, "exact_duplicate")
+
+
+exact = Exact

@@ -1,0 +1,469 @@
+"""Streaming, resumable execution of a pipeline on one machine, batch by batch.
+
+The local executor never holds the corpus: it reads a batch, runs the steps on it, writes
+an output shard and a removed-log shard, and forgets it. ``Global`` steps (dedup,
+decontamination) run in two phases: a pass over every batch calls ``observe`` (compact
+state only: hashes, signatures, index hits), then ``decide`` turns the states into the ids
+to drop, which the next pass applies like a filter. The pass that observes a global step
+spills the batches it produced to Arrow IPC files, and the next pass starts from there, so every
+step runs once per record.
+
+The output folder holds::
+
+    manifest.json            fingerprint of pipeline + input, finished shards, decided steps
+    data/part-00000.parquet  kept records of batch 0 (or .jsonl)
+    removed/part-00000.parquet  removed log of batch 0 (read errors included)
+    state/global-3.parquet   rows dropped by the global step at position 3
+    state/spill-3/           batches entering the pass after step 3 (deleted when done)
+
+A run that stops (crash, Ctrl-C, a killed machine) resumes from the manifest: finished
+shards and decided global steps are not redone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import polars as pl
+
+from instructkit._progress import progress
+from instructkit.dataset import Dataset
+from instructkit.schema import SCHEMA, conform, empty_removed
+from instructkit.transform import Transform, apply_drops
+
+MANIFEST = "manifest.json"
+FORMATS = ("parquet", "jsonl")
+
+
+class Source(Protocol):
+    """What an executor reads: batches in order, and single splits for parallel workers."""
+
+    def batches(self, skip: Sequence[int] | set[int] = ()) -> Iterator[tuple[Any, pl.DataFrame, pl.DataFrame]]: ...
+
+    def splits(self) -> list[Any]: ...
+
+    def read_split(self, split: Any) -> tuple[pl.DataFrame, pl.DataFrame]: ...
+
+    def fingerprint(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class FrameSplit:
+    """One slice of an in-memory frame (the split of a :class:`FrameSource`)."""
+
+    index: int
+    start: int
+    stop: int
+
+
+class FrameSource:
+    """An in-memory frame (or :class:`~instructkit.Dataset`) seen as batches.
+
+    Example:
+        >>> import instructkit as ik
+        >>> ds = ik.Dataset.from_records([{"instruction": str(i)} for i in range(5)])
+        >>> [len(f) for _, f, _ in FrameSource(ds.to_polars(), batch_size=2).batches()]
+        [2, 2, 1]
+    """
+
+    def __init__(self, frame: pl.DataFrame, batch_size: int, removed: pl.DataFrame | None = None) -> None:
+        self.frame = conform(frame)
+        self.batch_size = batch_size
+        # records the reader already removed go with the first batch, so nothing is lost
+        self.removed = removed if removed is not None else empty_removed()
+
+    def splits(self) -> list[FrameSplit]:
+        n, bs = self.frame.height, self.batch_size
+        return [FrameSplit(k, s, min(s + bs, n)) for k, s in enumerate(range(0, max(n, 1), bs))]
+
+    def read_split(self, split: FrameSplit) -> tuple[pl.DataFrame, pl.DataFrame]:
+        removed = self.removed if split.index == 0 else empty_removed()
+        return self.frame.slice(split.start, split.stop - split.start), removed
+
+    def batches(self, skip: Sequence[int] | set[int] = ()) -> Iterator[tuple[FrameSplit, pl.DataFrame, pl.DataFrame]]:
+        skip = set(skip)
+        for split in self.splits():
+            if split.index in skip:
+                yield split, self.frame.clear(), empty_removed()
+            else:
+                yield split, *self.read_split(split)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            "frame_rows": self.frame.height,
+            "frame_hash": int(self.frame.select("id", "instruction", "input", "output").hash_rows().sum()),
+            "batch_size": self.batch_size,
+        }
+
+
+def as_source(source: Any, batch_size: int) -> Source:
+    """A :class:`Source` from a path, list of paths, :class:`~instructkit.io.scan.Scan`,
+    :class:`~instructkit.Dataset` or polars frame."""
+    from instructkit.io.scan import Scan, scan
+
+    if isinstance(source, Scan):
+        return source
+    if isinstance(source, Dataset):
+        return FrameSource(source.to_polars(), batch_size, source.removed)
+    if isinstance(source, pl.DataFrame):
+        return FrameSource(source, batch_size)
+    if isinstance(source, FrameSource):
+        return source
+    if isinstance(source, (str, os.PathLike)) or (
+        isinstance(source, (list, tuple)) and all(isinstance(p, (str, os.PathLike)) for p in source)
+    ):
+        return scan(source, batch_size=batch_size)
+    raise TypeError(
+        f"cannot run on a {type(source).__name__}: pass a path, a list of paths, ik.scan(...), "
+        "an ik.Dataset or a polars DataFrame"
+    )
+
+
+# -------------------------------------------------------------------------------------------
+# running steps on one batch (shared by the local and the Ray executor)
+
+
+def global_positions(steps: Sequence[Transform]) -> list[int]:
+    """Positions of the ``Global`` steps in ``steps``."""
+    return [i for i, s in enumerate(steps) if s.kind == "global"]
+
+
+def run_steps(
+    steps: Sequence[Transform],
+    dataset: Dataset,
+    drops: dict[int, pl.DataFrame],
+    start: int = 0,
+    stop: int | None = None,
+) -> Dataset:
+    """Run ``steps[start:stop]`` on one batch; global steps apply their decided ``drops``."""
+    for i, step in enumerate(steps[start:stop], start=start):
+        if step.kind == "global":
+            start = time.perf_counter()
+            frame = dataset.to_polars()
+            mine = drops[i].filter(pl.col("id").is_in(frame["id"].implode()))
+            out = apply_drops(frame, mine)
+            dataset = dataset._advance(step, out, time.perf_counter() - start)
+        else:
+            dataset = step(dataset)
+    return dataset
+
+
+def observe_batch(
+    steps: Sequence[Transform], position: int, drops: dict[int, pl.DataFrame], frame: pl.DataFrame
+) -> tuple[Any, float]:
+    """State of the global step at ``position`` for one input batch, and seconds spent."""
+    before = run_steps(steps, Dataset(frame), drops, stop=position)
+    start = time.perf_counter()
+    state = steps[position].observe(before.to_polars())
+    return state, time.perf_counter() - start
+
+
+def decide(step: Transform, states: list[Any]) -> pl.DataFrame:
+    """Run ``decide`` and check its answer: unique ids with a reason each."""
+    drops = step.decide(states)
+    missing = {"id", "reason"} - set(drops.columns)
+    if missing:
+        raise ValueError(f"step {step.name!r}: decide() returned no {sorted(missing)} column(s)")
+    if "detail" not in drops.columns:
+        drops = drops.with_columns(pl.lit(None, dtype=pl.String).alias("detail"))
+    return drops.select(
+        pl.col("id").cast(pl.String), pl.col("reason").cast(pl.String), pl.col("detail").cast(pl.String)
+    ).unique("id", keep="first", maintain_order=True)
+
+
+def process_batch(
+    steps: Sequence[Transform],
+    drops: dict[int, pl.DataFrame],
+    frame: pl.DataFrame,
+    removed: pl.DataFrame,
+) -> Dataset:
+    """Every step on one batch; the result's ``removed`` holds the batch's read errors too."""
+    return run_steps(steps, Dataset(frame, removed), drops)
+
+
+def write_shard(dataset: Dataset, out: Path, index: int, fmt: str) -> dict[str, Any]:
+    """Write one batch's kept records and removed log atomically; return its manifest entry."""
+    data = out / "data" / f"part-{index:05d}.{fmt}"
+    gone = out / "removed" / f"part-{index:05d}.parquet"
+    frame = dataset.to_polars()
+    _atomic(data, lambda p: frame.write_parquet(p) if fmt == "parquet" else frame.write_ndjson(p))
+    _atomic(gone, lambda p: dataset.removed.write_parquet(p))
+    return {
+        "data": str(data.relative_to(out)),
+        "removed": str(gone.relative_to(out)),
+        "records_out": frame.height,
+        "read_errors": int((dataset.removed["step"] == "read").sum()),
+        "history": [
+            {k: h[k] for k in ("step", "kind", "records_in", "records_out", "removed", "by_reason", "seconds")}
+            for h in dataset.history
+        ],
+    }
+
+
+def _atomic(path: Path, write: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+# -------------------------------------------------------------------------------------------
+# the run: manifest, passes, result
+
+
+@dataclass
+class RunResult:
+    """What a run wrote and what each step did, summed over every batch.
+
+    Example:
+        >>> import instructkit as ik
+        >>> from instructkit.executors import run
+        >>> ds = ik.Dataset.from_records([{"instruction": "a", "output": "b"}] * 3)
+        >>> run([], ds).records_out
+        3
+    """
+
+    output: Path | None
+    shards: list[Path]
+    removed_shards: list[Path]
+    history: list[dict[str, Any]]
+    records_in: int
+    records_out: int
+    skipped: int = 0
+    seconds: float = 0.0
+    global_seconds: dict[str, float] = field(default_factory=dict)
+    #: The records, when the run was asked for no output folder (``output=None``).
+    dataset: Dataset | None = None
+
+    def report(self) -> pl.DataFrame:
+        """Per step: records in and out, removed by reason, seconds (as ``Dataset.report``)."""
+        return Dataset(history=self.history).report()
+
+    def to_dataset(self) -> Dataset:
+        """Load every output shard and removed log into one in-memory Dataset."""
+        if self.dataset is not None:
+            return self.dataset
+        frames = [
+            pl.read_parquet(p) if p.suffix == ".parquet" else _read_ndjson(p) for p in self.shards
+        ]
+        frame = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(schema=SCHEMA)
+        removed = [pl.read_parquet(p) for p in self.removed_shards]
+        return Dataset(
+            frame,
+            pl.concat(removed, how="vertical_relaxed") if removed else empty_removed(),
+            self.history,
+        )
+
+    def read(self) -> Iterator[pl.DataFrame]:
+        """The kept records shard by shard, without loading them all."""
+        for p in self.shards:
+            yield pl.read_parquet(p) if p.suffix == ".parquet" else _read_ndjson(p)
+
+
+def _read_ndjson(path: Path) -> pl.DataFrame:
+    from instructkit.io.scan import scan
+
+    frames = list(scan(path, batch_size=1 << 30))
+    return frames[0] if frames else pl.DataFrame(schema=SCHEMA)
+
+
+class Manifest:
+    """The run's ledger, rewritten atomically after each finished shard."""
+
+    def __init__(self, out: Path, fingerprint: dict[str, Any], resume: bool) -> None:
+        self.out = out
+        self.path = out / MANIFEST
+        self.fingerprint = fingerprint
+        if self.path.exists() and resume:
+            data = json.loads(self.path.read_text())
+            if data.get("fingerprint") != fingerprint:
+                changed = sorted(
+                    k for k in set(fingerprint) | set(data.get("fingerprint", {}))
+                    if fingerprint.get(k) != data.get("fingerprint", {}).get(k)
+                )
+                raise ValueError(
+                    f"{out} holds a run of a different pipeline or input (changed: {changed}); "
+                    "pass resume=False to start over, or choose another output folder"
+                )
+            self.shards: dict[int, dict[str, Any]] = {int(k): v for k, v in data["shards"].items()}
+            self.globals: dict[int, dict[str, Any]] = {int(k): v for k, v in data["globals"].items()}
+            return
+        if self.path.exists():
+            for sub in ("data", "removed", "state"):
+                shutil.rmtree(out / sub, ignore_errors=True)
+            self.path.unlink()
+        elif out.exists() and any(out.iterdir()):
+            raise FileExistsError(
+                f"{out} is not empty and holds no {MANIFEST}: choose an empty or new folder"
+            )
+        for sub in ("data", "removed", "state"):
+            (out / sub).mkdir(parents=True, exist_ok=True)
+        self.shards, self.globals = {}, {}
+        self.save()
+
+    def save(self) -> None:
+        body = {
+            "version": 1,
+            "fingerprint": self.fingerprint,
+            "globals": {str(k): v for k, v in sorted(self.globals.items())},
+            "shards": {str(k): v for k, v in sorted(self.shards.items())},
+        }
+        _atomic(self.path, lambda p: p.write_text(json.dumps(body, indent=1, sort_keys=True)))
+
+    def drops(self) -> dict[int, pl.DataFrame]:
+        return {i: pl.read_parquet(self.out / g["drops"]) for i, g in self.globals.items()}
+
+    def record_global(self, position: int, drops: pl.DataFrame, entry: dict[str, Any]) -> None:
+        path = self.out / "state" / f"global-{position}.parquet"
+        _atomic(path, lambda p: drops.write_parquet(p))
+        self.globals[position] = {**entry, "drops": str(path.relative_to(self.out))}
+        self.save()
+
+    def record_shard(self, index: int, entry: dict[str, Any]) -> None:
+        self.shards[index] = entry
+        self.save()
+
+    def result(self, skipped: int, seconds: float) -> RunResult:
+        ordered = [self.shards[k] for k in sorted(self.shards)]
+        history = merge_history([e["history"] for e in ordered], self.globals)
+        records_in = (history[0]["records_in"] if history else sum(e["records_out"] for e in ordered)) + sum(
+            e.get("read_errors", 0) for e in ordered
+        )
+        return RunResult(
+            output=self.out,
+            shards=[self.out / e["data"] for e in ordered],
+            removed_shards=[self.out / e["removed"] for e in ordered],
+            history=history,
+            records_in=records_in,
+            records_out=sum(e["records_out"] for e in ordered),
+            skipped=skipped,
+            seconds=seconds,
+            global_seconds={str(k): g["seconds"] for k, g in self.globals.items()},
+        )
+
+
+def merge_history(per_batch: list[list[dict[str, Any]]], globals_: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Sum per-batch step histories into one entry per step (global observe/decide time added)."""
+    merged: list[dict[str, Any]] = []
+    for position, entries in enumerate(zip(*per_batch, strict=True)) if per_batch else []:
+        by_reason: Counter[str] = Counter()
+        for e in entries:
+            by_reason.update(e["by_reason"])
+        seconds = sum(e["seconds"] for e in entries)
+        if position in globals_:
+            seconds += globals_[position]["seconds"]
+        merged.append({
+            "step": entries[0]["step"],
+            "kind": entries[0]["kind"],
+            "params": entries[0].get("params", ""),
+            "records_in": sum(e["records_in"] for e in entries),
+            "records_out": sum(e["records_out"] for e in entries),
+            "removed": sum(e["removed"] for e in entries),
+            "by_reason": dict(by_reason.most_common()),
+            "seconds": seconds,
+        })
+    return merged
+
+
+def fingerprint(steps: Sequence[Transform], source: Source, fmt: str, executor: str = "local") -> dict[str, Any]:
+    """What must not change between a run and its resumption."""
+    return {
+        "executor": executor,
+        "steps": [f"{type(s).__module__}.{type(s).__qualname__}: {s!r}" for s in steps],
+        "source": json.loads(json.dumps(source.fingerprint(), default=str)),
+        "format": fmt,
+    }
+
+
+def run_local(
+    steps: Sequence[Transform],
+    source: Source,
+    output: Path,
+    fmt: str = "parquet",
+    resume: bool = True,
+) -> RunResult:
+    """Run ``steps`` over ``source`` batch by batch, writing shards to ``output``.
+
+    The steps between two global steps run once per batch: the pass that observes a global
+    step spills the batches it produced (Arrow IPC under ``state/``), and the next pass starts
+    from that spill instead of reading and recomputing from the source. See
+    :func:`instructkit.executors.run` for the public entry point.
+    """
+    started = time.perf_counter()
+    manifest = Manifest(output, fingerprint(steps, source, fmt), resume)
+    drops = manifest.drops()
+    positions = global_positions(steps)
+    previous: int | None = None  # global position whose spill feeds the next pass
+    for position in positions:
+        if position not in drops:
+            step = steps[position]
+            states, seconds, batches = [], 0.0, []
+            spill = output / "state" / f"spill-{position}"
+            shutil.rmtree(spill, ignore_errors=True)
+            spill.mkdir(parents=True)
+            first = 0 if previous is None else previous
+            for index, dataset in progress(
+                _stage_input(source, manifest, previous, ()), desc=f"observe {step.name}", unit="batch"
+            ):
+                dataset = run_steps(steps, dataset, drops, start=first, stop=position)
+                t0 = time.perf_counter()
+                states.append(step.observe(dataset.to_polars()))
+                seconds += time.perf_counter() - t0
+                _write_spill(spill, index, dataset)
+                batches.append(index)
+            t0 = time.perf_counter()
+            drops[position] = decide(step, states)
+            del states
+            seconds += time.perf_counter() - t0
+            entry = {"step": step.name, "seconds": seconds, "spill": str(spill.relative_to(output)),
+                     "batches": batches}
+            manifest.record_global(position, drops[position], entry)
+        if previous is not None:
+            shutil.rmtree(output / manifest.globals[previous]["spill"], ignore_errors=True)
+        previous = position
+
+    done = set(manifest.shards)
+    first = 0 if previous is None else previous
+    for index, dataset in progress(_stage_input(source, manifest, previous, done), desc="run", unit="batch"):
+        dataset = run_steps(steps, dataset, drops, start=first)
+        manifest.record_shard(index, write_shard(dataset, output, index, fmt))
+    if previous is not None:
+        shutil.rmtree(output / manifest.globals[previous]["spill"], ignore_errors=True)
+    return manifest.result(skipped=len(done), seconds=time.perf_counter() - started)
+
+
+def _stage_input(
+    source: Source, manifest: Manifest, previous: int | None, skip: set[int] | tuple[()]
+) -> Iterator[tuple[int, Dataset]]:
+    """Batches entering a pass: from the source, or from the spill of the global step before."""
+    if previous is None:
+        for split, frame, removed in source.batches(skip=skip):
+            if split.index not in skip:
+                yield split.index, Dataset(frame, removed)
+        return
+    spill = manifest.out / manifest.globals[previous]["spill"]
+    for index in manifest.globals[previous]["batches"]:
+        if index not in skip:
+            yield index, _read_spill(spill, index)
+
+
+def _write_spill(spill: Path, index: int, dataset: Dataset) -> None:
+    # read back once and deleted: Arrow IPC (no encoding) rather than Parquet like the shards
+    dataset.to_polars().write_ipc(spill / f"part-{index:05d}.arrow", compression="lz4")
+    dataset.removed.write_ipc(spill / f"part-{index:05d}.removed.arrow", compression="lz4")
+    (spill / f"part-{index:05d}.history.json").write_text(json.dumps(dataset.history))
+
+
+def _read_spill(spill: Path, index: int) -> Dataset:
+    return Dataset(
+        pl.read_ipc(spill / f"part-{index:05d}.arrow"),
+        pl.read_ipc(spill / f"part-{index:05d}.removed.arrow"),
+        json.loads((spill / f"part-{index:05d}.history.json").read_text()),
+    )

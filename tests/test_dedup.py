@@ -1,0 +1,350 @@
+"""Tests for ik.dedup (exact, minhash, fuzzy), its kernels and the synthetic corpus."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+import instructkit as ik
+from instructkit.dedup import _kernel as K
+from instructkit.transform import from_config
+
+STORY = (
+    "Write a short story about a robot who learns to paint. The robot lives in a small "
+    "town by the sea, and every morning it walks to the harbour to watch the fishing boats "
+    "come in with the light."
+)
+
+
+def ds(rows: list[dict], source: str = "t") -> ik.Dataset:
+    return ik.Dataset.from_records(rows, source=source)
+
+
+def detail(out: ik.Dataset, i: int = 0) -> dict:
+    return json.loads(out.removed["detail"][i])
+
+
+# exact ---------------------------------------------------------------------------------------
+def test_exact_normalizes_and_names_the_kept_record():
+    data = ds([
+        {"instruction": "Say hi.", "output": "Hi!"},
+        {"instruction": "say   HI", "output": "hi"},
+        {"instruction": "Say bye.", "output": "Bye!"},
+    ])
+    out = data.pipe(ik.dedup.exact())
+    assert [r["id"] for r in out] == ["t:0", "t:2"]
+    assert out.removed["reason"].to_list() == ["exact_duplicate"]
+    assert detail(out)["kept"] == "t:0"
+    assert len(out) + out.removed.height == len(data)
+
+
+@pytest.mark.parametrize(
+    ("option", "second"),
+    [("lowercase", "SAY HI"), ("strip_punctuation", "say hi!!"), ("collapse_whitespace", "say  hi")],
+)
+def test_exact_each_normalization_can_be_switched_off(option, second):
+    data = ds([{"instruction": "say hi"}, {"instruction": second}])
+    assert len(data.pipe(ik.dedup.exact())) == 1
+    assert len(data.pipe(ik.dedup.exact(**{option: False}))) == 2
+    assert len(data.pipe(ik.dedup.exact(normalize=False))) == 2
+
+
+def test_exact_keep_longest():
+    data = ds([{"instruction": "hi", "output": "x"}, {"instruction": "Hi!!!", "output": "X."}])
+    out = data.pipe(ik.dedup.exact(keep="longest"))
+    assert [r["id"] for r in out] == ["t:1"]
+    assert detail(out)["kept"] == "t:1"
+
+
+def test_exact_counts_every_turn_of_a_conversation():
+    def conv(last: str) -> dict:
+        return {"conversations": [
+            {"from": "human", "value": "Hello"}, {"from": "gpt", "value": "Hi"},
+            {"from": "human", "value": "Tell me a joke"}, {"from": "gpt", "value": last},
+        ]}
+    data = ds([conv("Knock knock."), conv("Why did the chicken cross?"), conv("Knock knock.")])
+    assert data.to_polars()["messages"][0] is not None
+    out = data.pipe(ik.dedup.exact())
+    assert out.removed["id"].to_list() == ["t:2"]
+
+
+def test_upsampled_copies_are_left_alone():
+    rows = [
+        {"instruction": "A question", "output": "An answer"},
+        {"instruction": "A question", "output": "An answer", "repeat": 1},
+        {"instruction": "A question", "output": "An answer"},
+    ]
+    data = ds(rows)
+    assert json.loads(data.to_polars()["meta"][1])["repeat"] == 1
+    for step in (ik.dedup.exact(), ik.dedup.minhash(threshold=0.5), ik.dedup.fuzzy()):
+        out = data.pipe(step)
+        assert out.removed["id"].to_list() == ["t:2"], step
+
+
+def test_exact_against_a_reference_leaves_the_reference_alone(tmp_path):
+    ref = ds([{"instruction": "Known task", "output": "x"}, {"instruction": "known task", "output": "x"}], "ref")
+    new = ds([{"instruction": "KNOWN task", "output": "x"}, {"instruction": "New task", "output": "y"},
+              {"instruction": "New task", "output": "y"}], "new")
+    out = new.pipe(ik.dedup.exact(against=ref))
+    assert out.removed["id"].to_list() == ["new:0", "new:2"]
+    first = detail(out, 0)
+    assert first["kept"] == "ref:0" and first["reference"] is True
+    assert detail(out, 1)["kept"] == "new:1"
+    # the recipe world: a path read with ik.read
+    path = tmp_path / "ref.jsonl"
+    path.write_text("\n".join(json.dumps({"instruction": "Known task", "output": "x"}) for _ in range(1)))
+    out2 = new.pipe(from_config({"dedup.exact": {"against": str(path)}}))
+    assert out2.removed["id"].to_list() == ["new:0", "new:2"]
+
+
+def test_recipe_names_and_round_trip():
+    for name in ("dedup.exact", "dedup.minhash", "dedup.fuzzy"):
+        step = from_config({name: {}})
+        assert step.name == name and step.kind == "global"
+    step = ik.dedup.minhash(threshold=0.7, unit="char", ngram=3)
+    assert from_config(step.to_config()).get_params() == step.get_params()
+
+
+def test_bad_field_is_named():
+    with pytest.raises(ValueError, match="nope"):
+        ds([{"instruction": "a"}]).pipe(ik.dedup.exact(fields=("nope",)))
+    with pytest.raises(ValueError, match="keep"):
+        ik.dedup.minhash(keep="last")
+
+
+# minhash kernels -----------------------------------------------------------------------------
+def test_signatures_equal_datasketch_for_the_same_shingle_hashes():
+    from datasketch import MinHash as DSMinHash
+
+    texts = pl.Series([STORY, "a b", "", "一 二 三 四 五 六", STORY.upper()])
+    hashes, counts = K.shingle_hashes(texts, ngram=5, seed=7)
+    sig = K.signatures(hashes, counts, num_perm=64, seed=7)
+    ends = np.cumsum(counts)
+    for d in range(len(texts)):
+        ref = DSMinHash(num_perm=64, seed=7, hashfunc=int)
+        ref.update_batch(hashes[ends[d] - counts[d] : ends[d]].tolist())
+        assert np.array_equal(ref.hashvalues, sig[d]), d
+    assert counts.tolist()[:3] == [len(STORY.split()) - 4, 1, 0]
+    assert np.array_equal(sig[0], sig[4])  # case does not matter
+
+
+def test_estimated_jaccard_agrees_with_datasketch_and_truth_on_1000_pairs():
+    from datasketch import MinHash as DSMinHash
+
+    frame = ik.synth.near_duplicates(2_600, words=60, dup_fraction=0.4, seed=5).to_polars()
+    pairs = frame.filter(pl.col("dup_of").is_not_null()).head(1000)
+    assert pairs.height == 1000
+    index = {k: i for i, k in enumerate(frame["id"].to_list())}
+    left = np.array([index[k] for k in pairs["id"]])
+    right = np.array([index[k] for k in pairs["dup_of"]])
+    text = K.document_text(frame, ["instruction", "input", "output"])
+    sig, _, _ = K.minhash_signatures(text, ngram=5, unit="word", num_perm=128, seed=1)
+    ours = K.estimated_jaccard(sig, left, right)
+    hashes, counts = K.shingle_hashes(text, 5, "word", 1)
+    ends = np.cumsum(counts)
+
+    def sketch(i: int) -> DSMinHash:
+        m = DSMinHash(num_perm=128, seed=1, hashfunc=int)
+        m.update_batch(hashes[ends[i] - counts[i] : ends[i]].tolist())
+        return m
+
+    theirs = np.array([sketch(i).jaccard(sketch(j)) for i, j in zip(left, right, strict=True)])
+    assert np.abs(ours - theirs).max() <= 0.05
+    truth = pairs["jaccard"].to_numpy()
+    assert np.abs(ours - truth).mean() < 0.03
+
+
+def test_exact_jaccard_matches_python_sets():
+    texts = pl.Series([STORY, STORY.replace("sea", "lake"), "a b a b a b", "a b a b c", "", "x"])
+    hashes, counts = K.shingle_hashes(texts, ngram=2, seed=3)
+    left, right = np.array([0, 2, 4, 5, 0]), np.array([1, 3, 5, 5, 2])
+    ends = np.cumsum(counts)
+
+    def hset(i: int) -> set[int]:
+        return set(hashes[ends[i] - counts[i] : ends[i]].tolist())
+
+    want = [len(hset(i) & hset(j)) / len(hset(i) | hset(j)) if hset(i) | hset(j) else 0.0
+            for i, j in zip(left, right, strict=True)]
+    assert K.exact_jaccard(hashes, counts, left, right).tolist() == pytest.approx(want)
+
+
+def test_verify_modes():
+    frame = ik.synth.near_duplicates(3_000, words=60, seed=8).to_polars()
+    found = {}
+    for mode in ("exact", "signature", "none"):
+        step = ik.dedup.minhash(verify=mode)
+        state = step.observe(frame)
+        assert (state.hashes is not None) == (mode == "exact")
+        found[mode] = step.decide([state]).height
+    assert found["none"] >= max(found["exact"], found["signature"])
+    assert abs(found["exact"] - found["signature"]) < 0.1 * found["exact"]
+    with pytest.raises(ValueError, match="verify"):
+        ik.dedup.minhash(verify="maybe")
+
+
+def test_banding_is_chosen_for_recall():
+    bands, rows = K.optimal_bands(0.8, 128)
+    assert bands * rows <= 128
+    assert 1 - K.false_negative(0.8, bands, rows) >= 0.99
+    assert 1 - K.false_negative(0.8, 9, 13) < 0.95  # the peers' choice misses pairs at 0.8
+
+
+def test_components_matches_a_plain_union_find():
+    rng = np.random.default_rng(0)
+    n = 300
+    left, right = rng.integers(0, n, 200), rng.integers(0, n, 200)
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for a, b in zip(left.tolist(), right.tolist(), strict=True):
+        ra, rb = find(a), find(b)
+        parent[max(ra, rb)] = min(ra, rb)
+    assert K.components(n, left, right).tolist() == [find(i) for i in range(n)]
+
+
+# minhash step -------------------------------------------------------------------------------
+def test_minhash_finds_near_duplicates_with_details():
+    data = ds([
+        {"instruction": STORY, "output": "ok"},
+        {"instruction": "Something else entirely.", "output": "no"},
+        {"instruction": STORY.replace("morning", "evening"), "output": "ok"},
+    ])
+    out = data.pipe(ik.dedup.minhash(threshold=0.7))
+    assert out.removed["reason"].to_list() == ["near_duplicate"]
+    d = detail(out)
+    assert d["kept"] == "t:0" and 0.7 <= d["jaccard"] < 1.0 and "cluster" in d
+
+
+def test_minhash_precision_and_recall_on_the_synthetic_corpus():
+    corpus = ik.synth.near_duplicates(6_000, words=100, seed=11)
+    frame = corpus.to_polars()
+    step = ik.dedup.minhash(threshold=0.8)
+    state = step.observe(frame)
+    c = step.cluster([state])
+    dup_of = frame["dup_of"].to_list()
+    jac = frame["jaccard"].to_list()
+    index = {k: i for i, k in enumerate(frame["id"].to_list())}
+    true_pairs = [(i, index[d]) for i, d in enumerate(dup_of) if d is not None and jac[i] >= 0.8]
+    found = sum(c.root[i] == c.root[j] for i, j in true_pairs)
+    recall = found / len(true_pairs)
+    removed = np.flatnonzero(c.kept != np.arange(len(frame)))
+    # a removed record is right when it is a true near-duplicate of its kept record
+    ok = 0
+    for r in removed.tolist():
+        k = int(c.kept[r])
+        same_origin = (dup_of[r] or frame["id"][r]) == (dup_of[k] or frame["id"][k])
+        ok += same_origin
+    precision = ok / len(removed)
+    assert recall >= 0.95 and precision >= 0.95, (recall, precision)
+
+
+def test_minhash_threshold_sweep_reuses_signatures():
+    frame = ik.synth.near_duplicates(2_000, words=80, seed=2).to_polars()
+    step = ik.dedup.minhash(threshold=0.6)
+    state = step.observe(frame)
+    counts = []
+    for t in (0.6, 0.8, 0.95):
+        step.threshold = t
+        counts.append(step.decide([state]).height)
+    assert counts[0] > counts[1] > counts[2] > 0
+    assert set(ik.dedup.MinHash.decide_params) >= {"threshold", "bands", "rows", "keep", "against"}
+
+
+def test_minhash_batches_give_the_same_result_as_one_frame():
+    frame = ik.synth.near_duplicates(3_000, words=60, seed=4).to_polars()
+    step = ik.dedup.minhash()
+    whole = step.decide([step.observe(frame)])
+    parts = step.decide([step.observe(frame.slice(o, 700)) for o in range(0, 3_000, 700)])
+    assert whole.equals(parts)
+    assert whole.height > 0
+
+
+def test_minhash_against_reference_and_keep_longest():
+    ref = ds([{"instruction": STORY}, {"instruction": STORY + " And then it rained."}], "ref")
+    new = ds([{"instruction": STORY.replace("sea", "lake")}, {"instruction": "Unrelated text here."}], "new")
+    out = new.pipe(ik.dedup.minhash(threshold=0.7, against=ref))
+    assert out.removed["id"].to_list() == ["new:0"]
+    assert detail(out)["reference"] is True
+    longer = ds([{"instruction": STORY}, {"instruction": STORY + " The end."}])
+    out = longer.pipe(ik.dedup.minhash(threshold=0.7, keep="longest"))
+    assert out.removed["id"].to_list() == ["t:0"]
+
+
+def test_minhash_char_shingles_for_cjk_and_given_bands():
+    zh = "我们今天去公园散步，天气非常好，阳光明媚，大家都很开心。"
+    data = ds([{"instruction": zh}, {"instruction": zh.replace("开心", "高兴")}, {"instruction": "完全不同的句子内容"}])
+    assert len(data.pipe(ik.dedup.minhash(threshold=0.7))) == 3  # one "word" per sentence
+    out = data.pipe(ik.dedup.minhash(threshold=0.6, unit="char", ngram=3))
+    assert out.removed["id"].to_list() == ["t:1"]
+    out = data.pipe(ik.dedup.minhash(threshold=0.6, unit="char", ngram=3, bands=32, rows=4))
+    assert out.removed["id"].to_list() == ["t:1"]
+    with pytest.raises(ValueError, match="bands"):
+        ik.dedup.minhash(bands=30, rows=5)
+
+
+def test_empty_texts_are_never_near_duplicates():
+    data = ds([{"instruction": "", "output": ""}, {"instruction": "", "output": ""}])
+    assert len(data.pipe(ik.dedup.minhash())) == 2
+    assert len(data.pipe(ik.dedup.exact())) == 1
+
+
+# fuzzy --------------------------------------------------------------------------------------
+def test_fuzzy_drops_instructions_too_similar_to_a_kept_one():
+    data = ds([
+        {"instruction": "Give three tips for staying healthy.", "output": "a"},
+        {"instruction": "Give 3 tips for staying healthy.", "output": "b"},
+        {"instruction": "Name the capital of France.", "output": "c"},
+        {"instruction": "give three tips for staying  healthy", "output": "d"},
+    ])
+    out = data.pipe(ik.dedup.fuzzy(threshold=0.9))
+    assert out.removed["id"].to_list() == ["t:1", "t:3"]
+    assert all(detail(out, i)["kept"] == "t:0" for i in range(2))
+    assert detail(out)["score"] >= 0.9
+    out = data.pipe(ik.dedup.fuzzy(threshold=0.9, blocking="prefix", prefix=5))
+    assert out.removed["id"].to_list() == ["t:1", "t:3"]
+
+
+def test_fuzzy_against_reference_and_bad_scorer():
+    ref = ds([{"instruction": "Translate this sentence into French."}], "ref")
+    new = ds([{"instruction": "Translate this sentence to French."}, {"instruction": "Sort a list."}], "new")
+    out = new.pipe(ik.dedup.fuzzy(threshold=0.85, against=ref))
+    assert out.removed["id"].to_list() == ["new:0"]
+    with pytest.raises(ValueError, match="scorer"):
+        ik.dedup.fuzzy(scorer="levenshtein_magic")
+
+
+def test_fuzzy_blocking_scales_past_pairwise():
+    frame = ik.synth.near_duplicates(20_000, words=14, edit_fraction=0.1, seed=9).to_polars()
+    step = ik.dedup.fuzzy(threshold=0.9)
+    drops = step.decide([step.observe(frame)])
+    assert 0 < drops.height < 20_000
+
+
+# synthetic corpus ---------------------------------------------------------------------------
+def test_synthetic_corpus_is_seeded_and_streams_identically():
+    a = ik.synth.near_duplicates(12_000, words=40, seed=3).to_polars()
+    b = pl.concat([d.to_polars() for d in ik.synth.iter_near_duplicates(12_000, words=40, seed=3, batch_size=5_000)])
+    assert a.equals(b)
+    assert not a.equals(ik.synth.near_duplicates(12_000, words=40, seed=4).to_polars())
+    assert a["id"].n_unique() == 12_000
+    copies = a.filter(pl.col("dup_of").is_not_null())
+    assert copies.height == 3_600 and copies["jaccard"].max() == 1.0
+
+
+# real data ----------------------------------------------------------------------------------
+def test_gpteacher_toolformer_duplicates(shared_data):
+    path = shared_data / "instructions" / "gpteacher_toolformer.json"
+    data = ik.read(path)
+    for step in (ik.dedup.exact(), ik.dedup.minhash(), ik.dedup.fuzzy()):
+        out = data.pipe(step)
+        assert len(out) + out.removed.height == len(data)
+        kept = out.removed["detail"].str.json_decode(pl.Struct({"kept": pl.String})).struct.field("kept")
+        assert kept.is_not_null().all()
+    assert data.pipe(ik.dedup.minhash()).removed.height > 0

@@ -1,0 +1,237 @@
+"""Streaming executor, resume, scan and the Ray executor."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import polars as pl
+import pytest
+
+import instructkit as ik
+from instructkit.executors import run
+from instructkit.transform import Filter, Global, Map
+
+# --- small transforms of each kind, so these tests do not depend on other modules -----------
+
+
+class Shout(Map):
+    name = "test.shout"
+
+    def __init__(self, field: str = "output") -> None:
+        self.field = field
+
+    def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.with_columns(pl.col(self.field).str.to_uppercase())
+
+
+class MinChars(Filter):
+    name = "test.min_chars"
+
+    def __init__(self, min_chars: int = 3) -> None:
+        self.min_chars = min_chars
+
+    def reasons(self, frame: pl.DataFrame) -> pl.Expr:
+        return pl.when(pl.col("output").str.len_chars() < self.min_chars).then(pl.lit("too_short"))
+
+
+class FirstOfText(Global):
+    """Exact dedup on instruction+output; keeps the first occurrence (state: 8-byte hashes)."""
+
+    name = "test.first_of_text"
+
+    def __init__(self, field: str = "instruction") -> None:
+        self.field = field
+
+    def observe(self, batch: pl.DataFrame) -> pl.DataFrame:
+        return batch.select("id", pl.col(self.field).hash(seed=7).alias("h"))
+
+    def decide(self, states: list[Any]) -> pl.DataFrame:
+        allh = pl.concat(states)
+        first = allh.group_by("h", maintain_order=True).agg(pl.col("id").first().alias("of"))
+        return (
+            allh.join(first, on="h", maintain_order="left")
+            .filter(pl.col("id") != pl.col("of"))
+            .select("id", pl.lit("exact_duplicate").alias("reason"), ("of " + pl.col("of")).alias("detail"))
+        )
+
+
+class Tripwire(Map):
+    """Fails on a batch holding ``fail_id`` while ``armed``; counts the batches it saw."""
+
+    name = "test.tripwire"
+    armed: ClassVar[bool] = False
+    seen: ClassVar[int] = 0
+
+    def __init__(self, fail_id: str = "") -> None:
+        self.fail_id = fail_id
+
+    def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
+        if Tripwire.armed and self.fail_id in frame["id"].to_list():
+            raise RuntimeError("injected failure")
+        Tripwire.seen += 1
+        return frame
+
+
+def _records(n: int) -> list[dict[str, Any]]:
+    return [
+        {"instruction": f"task {i % 200}", "input": "", "output": "ok" if i % 11 == 0 else f"answer {i}"}
+        for i in range(n)
+    ]
+
+
+@pytest.fixture()
+def jsonl(tmp_path: Path) -> Path:
+    path = tmp_path / "corpus.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in _records(250)))
+    return path
+
+
+STEPS = [Shout(), MinChars(), FirstOfText(), Shout(field="instruction")]
+
+
+def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.sort("id")
+
+
+# --- local executor ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_streaming_equals_in_memory(jsonl: Path, tmp_path: Path, fmt: str) -> None:
+    memory = ik.Dataset.from_records(_records(250), source="corpus").pipe(*STEPS)
+    result = run(STEPS, jsonl, batch_size=40, output=tmp_path / "out", format=fmt)
+    streamed = result.to_dataset()
+    assert len(result.shards) == 7  # 250 records in batches of 40
+    assert streamed.to_polars().equals(memory.to_polars())
+    assert _sorted(streamed.removed).equals(_sorted(memory.removed))
+    assert result.report().drop("seconds").equals(memory.report().drop("seconds"))
+    assert result.records_in == 250 and result.records_out == len(memory)
+    assert not list((tmp_path / "out" / "state").glob("spill-*"))  # spills are cleaned up
+
+
+def test_streaming_real_dedup_equals_in_memory(tmp_path: Path) -> None:
+    dedup = pytest.importorskip("instructkit.dedup")
+    corpus = ik.synth.corpus(3_000, seed=2, dup_fraction=0.3, path=tmp_path / "c.jsonl")
+    steps = [dedup.exact(), dedup.minhash(threshold=0.7, num_perm=64)]
+    memory = ik.Dataset(pl.concat(list(ik.scan(corpus.path)))).pipe(*steps)
+    streamed = run(steps, corpus.path, batch_size=700).dataset
+    assert streamed.to_polars().equals(memory.to_polars())
+    assert _sorted(streamed.removed).equals(_sorted(memory.removed))
+    assert memory.removed.height > 300  # planted pairs span Jaccard 0.3-1
+
+
+def test_output_none_returns_dataset(jsonl: Path) -> None:
+    result = run(STEPS, ik.scan(jsonl, batch_size=100))
+    assert result.output is None and result.dataset is not None
+    assert len(result.dataset) + result.dataset.removed.height == 250
+
+
+def test_resume_skips_finished_shards(jsonl: Path, tmp_path: Path) -> None:
+    steps = [*STEPS, Tripwire(fail_id="corpus:130")]
+    out = tmp_path / "out"
+    Tripwire.armed, Tripwire.seen = True, 0
+    with pytest.raises(RuntimeError, match="injected failure"):
+        run(steps, jsonl, batch_size=40, output=out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(manifest["shards"]) == ["0", "1", "2"]  # 130 is in batch 3
+    assert list(manifest["globals"]) == ["2"]
+    Tripwire.armed, Tripwire.seen = False, 0
+    resumed = run(steps, jsonl, batch_size=40, output=out)
+    assert resumed.skipped == 3
+    assert Tripwire.seen == 4  # only batches 3..6 ran, and the global step was not observed again
+    fresh = run(steps, jsonl, batch_size=40, output=tmp_path / "fresh")
+    for a, b in zip(resumed.shards, fresh.shards, strict=True):
+        assert a.read_bytes() == b.read_bytes()
+    assert resumed.report().drop("seconds").equals(fresh.report().drop("seconds"))
+
+
+def test_resume_refuses_another_pipeline(jsonl: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run(STEPS, jsonl, batch_size=40, output=out)
+    with pytest.raises(ValueError, match="different pipeline or input"):
+        run([MinChars(min_chars=5)], jsonl, batch_size=40, output=out)
+    again = run([MinChars(min_chars=5)], jsonl, batch_size=40, output=out, resume=False)
+    assert again.skipped == 0 and len(again.shards) == 7
+
+
+def test_refuses_foreign_folder(jsonl: Path, tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not empty"):
+        run(STEPS, jsonl, output=tmp_path / "out")
+
+
+# --- scan ------------------------------------------------------------------------------------
+
+
+def test_scan_ids_blank_lines_and_errors(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text('\n{"instruction": "a"}\n\n{"instruction": "b", "id": "own"}\nnot json\n{"instruction": "c"}\n')
+    scan = ik.scan(path, batch_size=2, on_error="skip")
+    got = [(f["id"].to_list(), r["id"].to_list(), r["reason"].to_list()) for _, f, r in scan.batches()]
+    assert got == [(["d:0", "own"], [], []), (["d:3"], ["d:2"], ["parse_error"])]
+    assert "line 5" in next(r for _, _, r in scan.batches() if r.height)["detail"][0]
+    with pytest.raises(ValueError, match="line 5"):
+        list(ik.scan(path, batch_size=2))
+    # reading a split on its own gives what the sequential reader gives
+    for split, frame, removed in scan.batches():
+        again, again_removed = scan.read_split(split)
+        assert again.equals(frame) and again_removed.equals(removed)
+
+
+def test_scan_gz_parquet_and_canonical_roundtrip(tmp_path: Path) -> None:
+    records = _records(30)
+    gz = tmp_path / "c.jsonl.gz"
+    with gzip.open(gz, "wt") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in records)
+    frames = list(ik.scan(gz, batch_size=8))
+    assert [len(f) for f in frames] == [8, 8, 8, 6]
+    whole = pl.concat(frames)
+    assert whole["id"].to_list() == [f"c:{i}" for i in range(30)]
+    pq = tmp_path / "c.parquet"
+    pl.DataFrame(records).write_parquet(pq)
+    assert pl.concat(list(ik.scan(pq, batch_size=7))).drop("id", "source").equals(whole.drop("id", "source"))
+    # executor shards (canonical columns) read back unchanged, as jsonl or parquet
+    for fmt in ("jsonl", "parquet"):
+        res = run([Shout()], gz, batch_size=8, output=tmp_path / fmt, format=fmt)
+        back = pl.concat(list(ik.scan(res.output / "data", batch_size=100)))
+        assert back.equals(res.to_dataset().to_polars())
+
+
+def test_scan_rejects_unknown_files(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="matches no file"):
+        ik.scan(tmp_path / "*.jsonl")
+    (tmp_path / "b.jsonl").write_text('{"instruction": "b"}\n')
+    (tmp_path / "a.jsonl").write_text('{"instruction": "a"}\n')
+    assert [f["id"][0] for f in ik.scan(str(tmp_path / "*.jsonl"))] == ["a:0", "b:0"]
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        ik.scan(tmp_path / "missing.jsonl")
+    (tmp_path / "x.csv").write_text("a,b\n")
+    with pytest.raises(ValueError, match="cannot scan"):
+        ik.scan(tmp_path / "x.csv")
+
+
+# --- Ray -------------------------------------------------------------------------------------
+
+
+def test_ray_equals_local(jsonl: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="the Ray executor needs ray (pip install instructkit[ray])")
+    import ray
+
+    dedup = pytest.importorskip("instructkit.dedup")
+    steps = [*STEPS, dedup.minhash(threshold=0.6, num_perm=32, unit="char", ngram=3, fields=("output",))]
+    local = run(steps, jsonl, batch_size=60, output=tmp_path / "local")
+    try:
+        # workers import this test module (its transforms) by name
+        env = {"env_vars": {"PYTHONPATH": str(Path(__file__).parent)}}
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=env)
+        distributed = run(steps, jsonl, executor="ray", batch_size=60, output=tmp_path / "ray")
+    finally:
+        ray.shutdown()
+    assert distributed.to_dataset().to_polars().equals(local.to_dataset().to_polars())
+    assert _sorted(distributed.to_dataset().removed).equals(_sorted(local.to_dataset().removed))
+    assert distributed.report().drop("seconds").equals(local.report().drop("seconds"))
+    assert local.report()["removed"][-1] > 0  # MinHash found near-duplicates across batches
