@@ -11,7 +11,11 @@ from pathlib import Path
 import polars as pl
 
 # modules that add their own subcommands through add_parser(subparsers)
-_PLUGINS: tuple[str, ...] = ("instructkit.training.cli", "instructkit.profiling.cli")
+_PLUGINS: tuple[str, ...] = (
+    "instructkit.training.cli",
+    "instructkit.reports.cli",
+    "instructkit.profiling.cli",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

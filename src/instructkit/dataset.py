@@ -182,7 +182,8 @@ class Dataset:
     def by_source(self) -> dict[str, Dataset]:
         """One Dataset per ``source`` value, in order of first appearance.
 
-        Each keeps the removed rows of its own source and the shared history.
+        Each keeps the removed rows of its own source and the shared history; a source
+        whose records were all removed still appears, empty, with its removed rows.
 
         Example:
             >>> import instructkit as ik
@@ -192,7 +193,8 @@ class Dataset:
             ['a', 'b']
         """
         out = {}
-        for name in self._frame["source"].unique(maintain_order=True).to_list():
+        names = pl.concat([self._frame["source"], self._removed["source"]]).drop_nulls()
+        for name in names.unique(maintain_order=True).to_list():
             out[name] = Dataset(
                 self._frame.filter(pl.col("source") == name),
                 self._removed.filter(pl.col("source") == name),
