@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -261,6 +262,100 @@ def test_accuracy_on_planted_pii(shared_data: object) -> None:
     assert table["planted"].min() >= 40
     bad = table.filter((pl.col("recall") < 0.95) | (pl.col("precision") < 0.90))
     assert bad.is_empty(), bad
-    # the pre-filter loses nothing: analysing every text finds exactly the same spans
+    # the pre-filter, windows and packing lose nothing: presidio on each whole text finds
+    # exactly the same spans
     sub = texts[:300]
-    assert Detector(allow=DEFAULT_ALLOW).find(sub) == Detector(allow=DEFAULT_ALLOW, prefilter=False).find(sub)
+    det = Detector(allow=DEFAULT_ALLOW)
+    assert det.find(sub) == _whole(det, sub)
+    assert Detector(allow=DEFAULT_ALLOW, prefilter=False).find(sub) == _whole(det, sub)
+
+
+# --- windows: costly recognizers run on candidate windows only, same spans ---------------
+
+
+def _window_fixtures() -> list[str]:
+    """Values at text edges, right after or before cut characters, several per run, values
+    that presidio rejects in context (letters glued on, time stamps, dates), long texts."""
+    values = [PHONE, "+44 20 7946 0958", "030 901820", "+1-202-555-2368 ext. 204", IP,
+              "2001:db8::8a2e:370:7334", "::1", URL, "www.janeroe.org/a?b=1", "'http://x.io/p'",
+              "1640", CARD, SSN, "2021-05-06 12:30:45", "12/05/2021", "v1.2.3.4"]
+    out = list(values)
+    for v in values:
+        out += [f"x{v}y", f"call {v}", f"{v}\ncall", f"b{v}", f"{v}b", f"({v})", f"'{v}'",
+                f"tel:{v}:45", f"see {v}, {v} and {v}.", f"{v}/{v}", f"{v} x 12"]
+    out.append(" ".join(values) * 30)
+    out.append("\n".join(values))
+    return out
+
+
+def _whole(det: Detector, texts: list[str]) -> list[list]:
+    from instructkit.pii.engine import analyzer
+
+    engine = analyzer(det.language, det.entities, None)
+    check = Allow(det.allow)
+    return [det.finish(check, t, det.analyze(engine, det.entities, t)) for t in texts]
+
+
+@pytest.mark.parametrize("code_aware", [True, False])
+def test_windows_give_the_spans_of_whole_text_analysis(code_aware: bool) -> None:
+    texts = _window_fixtures()
+    det = Detector(code_aware=code_aware)
+    assert det.find(texts) == _whole(det, texts)
+    assert Detector(code_aware=code_aware, windows=False).find(texts) == _whole(det, texts)
+    # the fixtures do exercise the windowed recognizers
+    found = {s.entity for spans in det.find(texts) for s in spans}
+    assert {"PHONE_NUMBER", "URL", "IP_ADDRESS"} <= found
+
+
+def test_windows_on_random_text_near_cut_characters() -> None:
+    import random
+
+    rng = random.Random(3)
+    atoms = ["212", "734", "2368", "555", "0", "1", "+", "(", ")", "-", ".", " ", "\n", ":",
+             "/", "x", "ext", "#", "a", "b", "q", "@", "'", "\"", "com", "org", "www", "::",
+             "http://", "e", "t", "\t", ",", "ab12cd"]
+    texts = ["".join(rng.choice(atoms) for _ in range(rng.randint(5, 60))) for _ in range(400)]
+    det = Detector(code_aware=False)
+    assert det.find(texts) == _whole(det, texts)
+
+
+def test_window_rules() -> None:
+    from instructkit.pii.windows import locate, pack, run_pattern, windows
+
+    text = "call 212-734-2368 now, or www.acme.org/x at 8.8.4.4"
+    phone = windows(text, run_pattern("PHONE_NUMBER"))
+    assert [text[s:e] for s, e in phone] == ["l 212-734-2368 now", "g/x at 8.8.4.4"]
+    url = windows(text, run_pattern("URL"))
+    assert [text[s:e] for s, e in url] == [" www.acme.org/x ", " 8.8.4.4"]
+    # a window at the very start or end of a text has no cut character on that side
+    assert windows("8.8.4.4", run_pattern("IP_ADDRESS")) == [(0, 7)]
+    # runs without the trigger are skipped; three digits are never a phone number
+    assert windows("call 911 or 112", run_pattern("PHONE_NUMBER")) == []
+    # packs map every span back to its text
+    texts = ["ip 8.8.4.4", "no address", "then 1.1.1.1 and 9.9.9.9"]
+    [p] = pack(texts, run_pattern("IP_ADDRESS"))
+    spans = [locate(p, m.start(), m.end()) for m in re.finditer(r"\d\.\S+\d", p.text)]
+    assert [texts[i][s:e] for i, s, e in spans] == ["8.8.4.4", "1.1.1.1", "9.9.9.9"]
+    with pytest.raises(RuntimeError, match="window edge"):
+        locate(p, 1, len(p.text))
+
+
+def test_min_phone_digits_holds_for_the_default_regions() -> None:
+    import phonenumbers
+
+    from instructkit.pii.windows import min_phone_digits
+
+    assert min_phone_digits() == 4
+    # shortest valid numbers phonenumbers knows are found in a window
+    assert Detector(entities=("PHONE_NUMBER",)).find(["call 1640 now"]) == _whole(
+        Detector(entities=("PHONE_NUMBER",)), ["call 1640 now"])
+    assert phonenumbers.is_valid_number(phonenumbers.parse("+683 4002", None))
+
+
+def test_long_texts_are_analysed_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    # past phonenumbers' try limit a text is analysed whole, with the same spans
+    monkeypatch.setattr(detector_mod, "MAX_TEXT", 40)
+    texts = _window_fixtures()[:60]
+    assert any(len(t) > 40 for t in texts) and any(len(t) <= 40 for t in texts)
+    det = Detector()
+    assert det.find(texts) == _whole(det, texts)

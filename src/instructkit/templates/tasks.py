@@ -96,13 +96,23 @@ class TaskTemplate(Map):
     optional_roles: ClassVar[dict[str, str]] = {}
     default_phrasings: ClassVar[tuple[str, ...]] = ()
 
-    fields: Mapping[str, str] | None
-    phrasings: Sequence[str] | None
-    seed: int
-    keep_meta: bool
-
     #: After a run: how many distinct instruction strings the step produced.
     distinct_instructions_: int | None = None
+
+    def __init__(
+        self,
+        fields: Mapping[str, str] | None = None,
+        phrasings: Sequence[str] | None = None,
+        seed: int = 0,
+        keep_meta: bool = False,
+    ) -> None:
+        """``fields`` maps template fields to columns or meta keys; ``phrasings`` replaces
+        the built-in instruction phrasings; ``seed`` picks a phrasing per record (from a hash
+        of the seed and the record id); ``keep_meta`` keeps the meta keys the template used."""
+        self.fields = fields
+        self.phrasings = phrasings
+        self.seed = seed
+        self.keep_meta = keep_meta
 
     def _field_map(self) -> dict[str, str]:
         fields = dict(self.fields or {})
@@ -240,18 +250,6 @@ class ExtractiveQA(TaskTemplate):
         "Based only on the text below, {question}",
     )
 
-    def __init__(
-        self,
-        fields: Mapping[str, str] | None = None,
-        phrasings: Sequence[str] | None = None,
-        seed: int = 0,
-        keep_meta: bool = False,
-    ) -> None:
-        self.fields = fields
-        self.phrasings = phrasings
-        self.seed = seed
-        self.keep_meta = keep_meta
-
     def build(self, values: dict[str, str], phrasing: str) -> tuple[str, str, str]:
         return _fill(phrasing, question=values["question"]), values["context"], values["answer"]
 
@@ -279,18 +277,6 @@ class ClosedQA(TaskTemplate):
         "Here is a question: {question} What is the answer?",
         "I have a question: {question}",
     )
-
-    def __init__(
-        self,
-        fields: Mapping[str, str] | None = None,
-        phrasings: Sequence[str] | None = None,
-        seed: int = 0,
-        keep_meta: bool = False,
-    ) -> None:
-        self.fields = fields
-        self.phrasings = phrasings
-        self.seed = seed
-        self.keep_meta = keep_meta
 
     def build(self, values: dict[str, str], phrasing: str) -> tuple[str, str, str]:
         return _fill(phrasing, question=values["question"]), "", values["answer"]
@@ -323,18 +309,6 @@ class Summarize(TaskTemplate):
         "Write a TL;DR for the text below.",
         "Produce a summary that captures the key information in the passage.",
     )
-
-    def __init__(
-        self,
-        fields: Mapping[str, str] | None = None,
-        phrasings: Sequence[str] | None = None,
-        seed: int = 0,
-        keep_meta: bool = False,
-    ) -> None:
-        self.fields = fields
-        self.phrasings = phrasings
-        self.seed = seed
-        self.keep_meta = keep_meta
 
     def build(self, values: dict[str, str], phrasing: str) -> tuple[str, str, str]:
         return phrasing, values["document"], values["summary"]
