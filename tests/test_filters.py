@@ -74,3 +74,13 @@ def test_split_exact_stratified_deterministic():
     assert again.to_polars().equals(test.to_polars())
     with pytest.raises(ValueError, match="eval_fraction"):
         ik.split(ds, eval_fraction=1.5)
+
+
+def test_word_bounds_count_cjk_characters_as_words():
+    ds = ik.Dataset.from_records([
+        {"instruction": "给出三个保持健康的建议。", "output": "x"},
+        {"instruction": "Hi there", "output": "y"},
+    ])
+    out = ds.pipe(ik.quality(min_words={"instruction": 3}))
+    assert [r["id"] for r in out] == ["records:0"]
+    assert out.removed["detail"].to_list() == ["instruction: 2 words < 3"]

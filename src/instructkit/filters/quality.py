@@ -51,6 +51,11 @@ BLACKLIST: tuple[str, ...] = (
 
 Bounds = Mapping[str, int] | None
 
+#: A word: a run of non-space characters, except that each Chinese, Japanese or Korean
+#: character counts as one word, since those scripts do not put spaces between words.
+_CJK = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}"
+WORD = rf"[{_CJK}]|[^\s{_CJK}]+"
+
 
 class Quality(Filter):
     """Drop empty outputs, out-of-bounds lengths, refusals and tasks a text model cannot do.
@@ -111,7 +116,7 @@ class Quality(Filter):
                 (pl.col("output").str.strip_chars() == "") | blank_turn.fill_null(False),
                 "empty_output", pl.lit("output is empty"),
             ))
-        words = {f: pl.col(f).fill_null("").str.count_matches(r"\S+") for f in ("instruction", "input", "output", "system")}
+        words = {f: pl.col(f).fill_null("").str.count_matches(WORD) for f in ("instruction", "input", "output", "system")}
         chars = {f: pl.col(f).fill_null("").str.len_chars() for f in words}
         for bounds, measure, unit, op, reason in (
             (self.min_chars, chars, "chars", "<", "too_short"),
