@@ -65,9 +65,9 @@ def corpus(n: int, seed: int, batch: int):
     return ik.synth.iter_near_duplicates(n, seed=seed, batch_size=batch)
 
 
-def evaluate(ids, dup_of, truth_j, hashes, counts, left, right, threshold):
+def evaluate(ids, dup_of, truth_j, jaccard, left, right, threshold):
     """Recall over true pairs (copy, original, J >= t) found in one cluster; precision over
-    predicted (removed, matched) pairs whose true Jaccard >= t."""
+    predicted (removed, matched) pairs whose true Jaccard (``jaccard(left, right)``) >= t."""
     import polars as pl
 
     from instructkit.dedup import _kernel as K
@@ -80,7 +80,7 @@ def evaluate(ids, dup_of, truth_j, hashes, counts, left, right, threshold):
         frame.select(pl.col("id").alias("dup_of"), pl.col("i").alias("o")), on="dup_of")
     a, b = pairs["i"].to_numpy().astype(np.int64), pairs["o"].to_numpy().astype(np.int64)
     recall = float((root[a] == root[b]).mean()) if a.size else 1.0
-    true_j = K.exact_jaccard(hashes, counts, left, right) if left.size else np.empty(0)
+    true_j = jaccard(left, right) if left.size else np.empty(0)
     precision = float((true_j >= threshold).mean()) if left.size else 1.0
     return precision, recall
 
@@ -89,34 +89,38 @@ def run_ik(args) -> dict:
     import polars as pl
 
     import instructkit as ik
+    from instructkit.dedup._spill import Rows
 
     step = ik.dedup.minhash(threshold=args.threshold, num_perm=args.num_perm)
+    # compile (or load from numba's cache) outside the timed region, as a warm process would
+    step.decide([step.observe(next(iter(corpus(200, args.seed + 1, 200))).to_polars())])
     states, truth_parts = [], []
-    busy = 0.0
+    observe = 0.0
     for batch in corpus(args.n, args.seed, args.batch):
         frame = batch.to_polars()
         truth_parts.append(frame.select("id", "dup_of", pl.col("jaccard").fill_null(0.0)))
         t = time.perf_counter()
         states.append(step.observe(frame))
-        busy += time.perf_counter() - t
+        observe += time.perf_counter() - t
         del frame, batch
     t = time.perf_counter()
     drops = step.decide(states)
-    busy += time.perf_counter() - t
+    decide = time.perf_counter() - t
     c = step.cluster(states)  # the same clusters, for the evaluation (not timed)
-    from instructkit.dedup._kernel import Stacked
-
     truth = pl.concat(truth_parts)
     removed = np.flatnonzero(c.kept != np.arange(truth.height))
-    hashes = Stacked([s.hashes for s in states])
-    counts = np.concatenate([s.shingles for s in states])
-    p, r = evaluate(truth["id"], truth["dup_of"], truth["jaccard"].to_numpy(), hashes, counts, removed,
-                    c.kept[removed], args.threshold)
-    bands, rows = step.banding()
+    rows = Rows([(s.spill, len(s), s.num_perm, s.shingles) for s in states])
+    p, r = evaluate(truth["id"], truth["dup_of"], truth["jaccard"].to_numpy(),
+                    lambda a, b: rows.jaccard(a, b, exact=True, num_perm=args.num_perm),
+                    removed, c.kept[removed], args.threshold)
+    bands, rows_ = step.banding()
+    n = truth.height
     return {
-        "method": "ik.dedup.minhash", "docs": truth.height, "seconds": busy, "removed": int(removed.size),
-        "precision": p, "recall": r, "candidates": c.candidates, "verified": c.verified,
-        "banding": f"{bands}x{rows}", "dropped": drops.height,
+        "method": "ik.dedup.minhash", "docs": n, "seconds": observe + decide, "observe_s": observe,
+        "decide_s": decide, "removed": int(removed.size), "precision": p, "recall": r,
+        "candidates": c.candidates, "verified": c.verified, "banding": f"{bands}x{rows_}",
+        "dropped": drops.height, "ram_B_per_doc": round(sum(s.ram_bytes() for s in states) / n),
+        "disk_B_per_doc": round(sum(s.disk_bytes() for s in states) / n),
     }
 
 
@@ -148,7 +152,8 @@ def run_datasketch(args) -> dict:
     seconds = time.perf_counter() - t
     hashes, counts = K.shingle_hashes(K.document_text(frame, ["instruction", "input", "output"]), 5, "word", 1)
     p, r = evaluate(frame["id"].to_list(), frame["dup_of"].to_list(), frame["jaccard"].fill_null(0.0).to_numpy(),
-                    hashes, counts, np.array(left, dtype=np.int64), np.array(right, dtype=np.int64), args.threshold)
+                    lambda a, b: K.exact_jaccard(hashes, counts, a, b),
+                    np.array(left, dtype=np.int64), np.array(right, dtype=np.int64), args.threshold)
     bands, rows = lsh.b, lsh.r
     return {"method": "datasketch loop", "docs": len(texts), "seconds": seconds, "removed": len(left),
             "precision": p, "recall": r, "banding": f"{bands}x{rows}"}
@@ -274,7 +279,10 @@ def main() -> None:
         ratio = f"{ik_rate / r['docs_per_s']:.1f}x" if ik_rate else "-"
         prec = f"{r['precision']:.4f}" if "precision" in r else "-"
         rec = f"{r['recall']:.4f}" if "recall" in r else "-"
-        notes = ", ".join(f"{k}={r[k]}" for k in ("banding", "candidates", "verified", "removed", "note") if k in r)
+        keys = ("banding", "candidates", "verified", "removed", "ram_B_per_doc", "disk_B_per_doc", "note")
+        notes = ", ".join(f"{k}={r[k]}" for k in keys if k in r)
+        if "observe_s" in r:
+            notes += f", observe={r['observe_s']:.2f}s, decide={r['decide_s']:.2f}s (first run)"
         print(f"| {r['method']} | {r['docs']:,} | {r['docs_per_s']:,.0f} | {ratio} | {r['peak_rss_mb']:.0f} "
               f"(children {r.get('children_peak_rss_mb', 0):.0f}) | {prec} | {rec} | {notes} |")
     if ik_rate and peer_rates:

@@ -7,13 +7,18 @@ Each job runs in a fresh child process (harness.measure) on a synthetic corpus f
 exact dedup and MinHash dedup. Baseline, in the same run: ``ik.read(...).pipe(...)`` (whole
 corpus in memory). ``--pipeline lean`` uses MinHash with num_perm=64 and no exact
 verification, the setting docs/scaling.md recommends at 10M records; ``--pipeline light``
-leaves MinHash out. Candidate: ``executors.run(..., batch_size=100_000)`` writing Parquet
-shards. Results go to benchmarks/results/scaling.md.
+leaves MinHash out; ``--pipeline issue`` is the 10M target of the scaling issue: normalize,
+quality, exact dedup, langid and decontamination against GSM8K + HumanEval
+(``--pipeline issue-minhash`` adds the lean MinHash). ``--words`` sets the record length
+(220 words: ~1 KB per record, so 10M records make ~10 GB); ``--corpus`` runs on a corpus
+written beforehand (one size). Candidate: ``executors.run(..., batch_size=100_000)`` writing
+Parquet shards. Results go to benchmarks/results/scaling.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -27,7 +32,11 @@ PIPELINES = {
     "full": "normalize, quality, dedup.exact, dedup.minhash (threshold 0.8)",
     "lean": "normalize, quality, dedup.exact, dedup.minhash (threshold 0.8, num_perm=64, verify=False)",
     "light": "normalize, quality, dedup.exact",
+    "issue": "normalize, quality, dedup.exact, langid(keep=en/fr/de), decontaminate(GSM8K + HumanEval, n=13)",
+    "issue-minhash": "normalize, quality, dedup.exact, langid(keep=en/fr/de), decontaminate(GSM8K + HumanEval, "
+                     "n=13), dedup.minhash(num_perm=64, verify=False)",
 }
+BENCHMARKS = ROOT.parent / "shared" / "data" / "benchmarks"
 
 
 def _steps(pipeline: str) -> list:
@@ -35,6 +44,14 @@ def _steps(pipeline: str) -> list:
 
     if pipeline == "light":
         return [ik.normalize(), ik.quality(), ik.dedup.exact()]
+    if pipeline.startswith("issue"):
+        benchmarks = [ik.benchmarks.gsm8k(BENCHMARKS / "gsm8k_test.jsonl"),
+                      ik.benchmarks.humaneval(BENCHMARKS / "HumanEval.jsonl.gz")]
+        steps = [ik.normalize(), ik.quality(), ik.dedup.exact(), ik.langid(keep=["en", "fr", "de"]),
+                 ik.decontaminate(benchmarks)]
+        if pipeline == "issue-minhash":
+            steps.append(ik.dedup.minhash(num_perm=64, verify=False))
+        return steps
     if pipeline == "lean":
         return [ik.normalize(), ik.quality(), ik.dedup.exact(), ik.dedup.minhash(num_perm=64, verify=False)]
     return [ik.normalize(), ik.quality(), ik.dedup.exact(), ik.dedup.minhash()]
@@ -68,7 +85,8 @@ def job_bench(path: str, sample: int, pipeline: str) -> list:
 
 
 def state_sizes(n: int = 50_000) -> list[dict]:
-    """Bytes of ``observe()`` state per record of each global step (pickled, as Ray ships it)."""
+    """Bytes of ``observe()`` state per record of each global step: in RAM (pickled, as Ray
+    ships it) and in spill files on disk (MinHash signatures)."""
     import json
     import pickle
 
@@ -90,10 +108,18 @@ def state_sizes(n: int = 50_000) -> list[dict]:
         frame = pl.concat([frame, ik.Dataset.from_records(
             [{"instruction": q} for q in questions[:50]], source="planted").to_polars()])
         steps["decontaminate(gsm8k, n=13)"] = ik.decontaminate([ik.benchmarks.gsm8k(gsm)])
-    return [
-        {"step": name, "bytes_per_record": len(pickle.dumps(step.observe(frame), protocol=5)) / frame.height}
-        for name, step in steps.items()
-    ]
+    rows = []
+    for name, step in steps.items():
+        state = step.observe(frame)
+        # MinHash keeps its full signatures in a spill file: on disk, not in RAM
+        spill = getattr(getattr(state, "spill", None), "path", None)
+        rows.append({
+            "step": name,
+            "bytes_per_record": len(pickle.dumps(state, protocol=5)) / frame.height,
+            "spill_bytes_per_record": os.path.getsize(spill) / frame.height if spill else 0.0,
+        })
+        del state
+    return rows
 
 
 def main() -> None:
@@ -105,15 +131,28 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--pipeline", choices=sorted(PIPELINES), default="full")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scaling.md")
+    parser.add_argument("--words", type=int, default=100, help="words per synthetic record")
+    parser.add_argument("--corpus", type=Path, default=None,
+                        help="run on this corpus (written beforehand) instead of generating one; one size")
     parser.add_argument("--state-sizes", action="store_true",
                         help="print the observe() state per record of each global step and exit")
     args = parser.parse_args()
     if args.state_sizes:
-        print(markdown_table(state_sizes(), ["step", "bytes_per_record"]))
+        print(markdown_table(state_sizes(), ["step", "bytes_per_record", "spill_bytes_per_record"]))
         return
+    if args.corpus is not None and len(args.sizes) != 1:
+        parser.error("--corpus takes one --sizes value (its record count)")
+
+    def corpus_path(n: int) -> Path:
+        if args.corpus is not None:
+            return args.corpus
+        return corpus(n, seed=0, dup_fraction=0.1, pii_rate=0.02, languages=("en", "fr", "de"),
+                      **({"words": args.words} if args.words != 100 else {}))
+
+    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     rows = []
     for n in args.sizes:
-        path = corpus(n, seed=0, dup_fraction=0.1, pii_rate=0.02, languages=("en", "fr", "de"))
+        path = corpus_path(n)
         size_gb = path.stat().st_size / 1e9
         stream = measure("stream", "bench_scaling:job_stream", repeats=args.repeats,
                          path=str(path), batch_size=args.batch_size, pipeline=args.pipeline)
@@ -132,7 +171,7 @@ def main() -> None:
     steps_md = ""
     if rows:
         n = args.sizes[-1]
-        path = corpus(n, seed=0, dup_fraction=0.1, pii_rate=0.02, languages=("en", "fr", "de"))
+        path = corpus_path(n)
         sample = min(n, 100_000)
         per_step = measure("bench", "bench_scaling:job_bench", path=str(path), sample=sample,
                            pipeline=args.pipeline)["result"]
@@ -144,12 +183,16 @@ def main() -> None:
         )
     cols = ["records", "file_gb", "records_out", "stream_s", "stream_rec_per_s", "stream_peak_mb",
             "memory_s", "memory_peak_mb", "time_ratio", "rss_ratio"]
+    load_end = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     command = "flock /tmp/ik-heavy.lock .venv/bin/python benchmarks/bench_scaling.py " + " ".join(sys.argv[1:])
     text = (
         "# Scaling: streaming executor vs in-memory pipeline\n\n"
         f"Command: `{command}`\n\n"
         f"Pipeline: {PIPELINES[args.pipeline]}. Corpus: "
-        "`ik.synth.corpus(n, seed=0, dup_fraction=0.1, pii_rate=0.02, languages=(en, fr, de))`. "
+        + (f"`{args.corpus}`. " if args.corpus else
+           f"`ik.synth.corpus(n, seed=0, dup_fraction=0.1, pii_rate=0.02, languages=(en, fr, de), "
+           f"words={args.words})`. ")
+        + f"Load average (1, 5, 15 min) before the run: {load}; after: {load_end}. "
         f"Streaming batch size {args.batch_size:,}, Parquet shards. Each job in a fresh process; "
         "peak RSS is the child's VmHWM; seconds include reading and writing. Machine: 2 shared "
         f"cores, 24 GiB, loaded by other jobs (medians of {args.repeats} run(s)).\n\n"

@@ -141,8 +141,8 @@ def test_estimated_jaccard_agrees_with_datasketch_and_truth_on_1000_pairs():
     left = np.array([index[k] for k in pairs["id"]])
     right = np.array([index[k] for k in pairs["dup_of"]])
     text = K.document_text(frame, ["instruction", "input", "output"])
-    sig, _, _ = K.minhash_signatures(text, ngram=5, unit="word", num_perm=128, seed=1)
-    ours = K.estimated_jaccard(sig, left, right)
+    sig = K.minhash(text, ngram=5, unit="word", num_perm=128, seed=1).signatures
+    ours = K.estimated_jaccard(sig[left], sig[right])
     hashes, counts = K.shingle_hashes(text, 5, "word", 1)
     ends = np.cumsum(counts)
 
@@ -155,6 +155,45 @@ def test_estimated_jaccard_agrees_with_datasketch_and_truth_on_1000_pairs():
     assert np.abs(ours - theirs).max() <= 0.05
     truth = pairs["jaccard"].to_numpy()
     assert np.abs(ours - truth).mean() < 0.03
+
+
+def test_tokens_are_python_words_lower_cased_across_scripts():
+    import re
+
+    texts = ["Hello, WORLD!  naïve_Café 42 ΣΊΣΥΦΟΣ 😀 end", "hello world naïve_café 42 σίσυφοσ end"]
+    words = [re.findall(r"\w+", t.lower()) for t in texts]
+    hashes, counts = K.shingle_hashes(pl.Series(texts), ngram=1)
+    assert counts.tolist() == [len(w) for w in words] == [6, 6]
+    assert hashes[:6].tolist() == hashes[6:].tolist()
+    assert len(set(hashes[:6].tolist())) == 6
+    # characters: whitespace runs are one space, the ends are trimmed, emoji are one token
+    h, c = K.shingle_hashes(pl.Series(["  a \t\n B😀 ", "a b😀", "ab😀"]), ngram=1, unit="char")
+    assert c.tolist() == [4, 4, 3]
+    assert h[:4].tolist() == h[4:8].tolist()
+
+
+def test_state_keeps_ids_in_ram_and_hashes_on_disk(tmp_path):
+    import gc
+    import pickle
+
+    frame = ik.synth.near_duplicates(2_000, words=100, seed=6).to_polars()
+    step = ik.dedup.minhash(spill_dir=tmp_path)
+    state = step.observe(frame)
+    bands, _ = step.banding()
+    assert state.band(bands - 1).shape == (2_000,)
+    assert state.ram_bytes() / len(state) < 50
+    assert state.disk_bytes() == 4 * (128 * 2_000 + int(state.shingles.sum())) + 8 * bands * 2_000
+    files = list(tmp_path.iterdir())
+    assert [f.name for f in files] == [state.spill.path.rsplit("/", 1)[1]]
+    # a pickled state (a Ray worker's) takes its file along; the file goes with the last owner
+    moved = pickle.loads(pickle.dumps(state))
+    del state
+    gc.collect()
+    assert files[0].exists()
+    assert step.decide([moved]).height > 0
+    del moved
+    gc.collect()
+    assert not files[0].exists()
 
 
 def test_exact_jaccard_matches_python_sets():
@@ -177,7 +216,7 @@ def test_verify_modes():
     for mode in ("exact", "signature", "none"):
         step = ik.dedup.minhash(verify=mode)
         state = step.observe(frame)
-        assert (state.hashes is not None) == (mode == "exact")
+        assert state.has_hashes == (mode == "exact")
         found[mode] = step.decide([state]).height
     assert found["none"] >= max(found["exact"], found["signature"])
     assert abs(found["exact"] - found["signature"]) < 0.1 * found["exact"]

@@ -12,6 +12,8 @@ import pytest
 
 import instructkit as ik
 from instructkit.executors import run
+from instructkit.io.scan import Scan
+from instructkit.schema import empty_removed
 from instructkit.transform import Filter, Global, Map
 
 # --- small transforms of each kind, so these tests do not depend on other modules -----------
@@ -217,21 +219,63 @@ def test_scan_rejects_unknown_files(tmp_path: Path) -> None:
 # --- Ray -------------------------------------------------------------------------------------
 
 
-def test_ray_equals_local(jsonl: Path, tmp_path: Path) -> None:
+BENCH_ITEM = "Natalia sold clips to forty eight of her friends in April and then half as many in May"
+
+
+@pytest.fixture()
+def mixed_inputs(tmp_path: Path) -> Scan:
+    """A JSONL file with a bad line and a Parquet file holding a benchmark item."""
+    lines = [json.dumps(r) for r in _records(250)]
+    lines.insert(101, "not json")
+    (tmp_path / "a.jsonl").write_text("\n".join(lines) + "\n")
+    pl.DataFrame([
+        {"instruction": BENCH_ITEM if i % 10 == 0 else f"question {i}", "output": f"reply {i}"}
+        for i in range(70)
+    ]).write_parquet(tmp_path / "b.parquet")
+    return ik.scan([tmp_path / "a.jsonl", tmp_path / "b.parquet"], batch_size=60, on_error="skip")
+
+
+def test_ray_equals_local(mixed_inputs: Scan, tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="the Ray executor needs ray (pip install instructkit[ray])")
     import ray
 
     dedup = pytest.importorskip("instructkit.dedup")
-    steps = [*STEPS, dedup.minhash(threshold=0.6, num_perm=32, unit="char", ngram=3, fields=("output",))]
-    local = run(steps, jsonl, batch_size=60, output=tmp_path / "local")
+    toy = ik.benchmarks.from_records("toy", [{"q": BENCH_ITEM}], ["q"])
+    steps = [
+        *STEPS,
+        ik.decontaminate([toy], n=5),
+        dedup.minhash(threshold=0.6, num_perm=32, unit="char", ngram=3, fields=("output",)),
+    ]
+    local = run(steps, mixed_inputs, output=tmp_path / "local")
     try:
         # workers import this test module (its transforms) by name
         env = {"env_vars": {"PYTHONPATH": str(Path(__file__).parent)}}
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=env)
-        distributed = run(steps, jsonl, executor="ray", batch_size=60, output=tmp_path / "ray")
+        distributed = run(steps, mixed_inputs, executor="ray", output=tmp_path / "ray")
+        # Ray Data drops empty blocks; an empty input still gets its (empty) shard
+        nothing = run(steps, ik.Dataset(), executor="ray", output=tmp_path / "empty")
     finally:
         ray.shutdown()
-    assert distributed.to_dataset().to_polars().equals(local.to_dataset().to_polars())
-    assert _sorted(distributed.to_dataset().removed).equals(_sorted(local.to_dataset().removed))
+    assert len(distributed.shards) == len(local.shards) == 7  # 5 JSONL + 2 Parquet batches
+    for a, b in zip(distributed.shards, local.shards, strict=True):
+        assert pl.read_parquet(a).equals(pl.read_parquet(b)), a.name
+    ray_removed, local_removed = distributed.to_dataset().removed, local.to_dataset().removed
+    assert _sorted(ray_removed).equals(_sorted(local_removed))
     assert distributed.report().drop("seconds").equals(local.report().drop("seconds"))
-    assert local.report()["removed"][-1] > 0  # MinHash found near-duplicates across batches
+    # every kind of removal crossed the Ray boundary: a read error, a filter, three global steps
+    steps_seen = set(local_removed["step"])
+    assert {"read", "test.min_chars", "test.first_of_text", "decontaminate", "dedup.minhash"} <= steps_seen
+    assert len(nothing.shards) == 1 and nothing.records_out == 0
+
+
+def test_ray_blocks_roundtrip(mixed_inputs: Scan) -> None:
+    pytest.importorskip("ray", reason="the Ray executor needs ray (pip install instructkit[ray])")
+    from instructkit.executors.ray import decode, encode
+
+    conversation = ik.Dataset.from_records([{"messages": [
+        {"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"}]}]).to_polars()
+    for _split, frame, removed in [*mixed_inputs.batches(), (None, conversation, empty_removed())]:
+        index, dataset = decode(encode(7, frame, removed))
+        assert index == 7
+        assert dataset.to_polars().equals(frame) and dataset.removed.equals(removed)

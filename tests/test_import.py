@@ -7,7 +7,7 @@ def test_import_is_light_and_fast():
         "import sys, time; t = time.perf_counter(); import instructkit as ik; "
         "dt = time.perf_counter() - t; "
         "heavy = [m for m in ('torch', 'transformers', 'peft', 'bitsandbytes', 'presidio_analyzer', "
-        "'presidio_anonymizer', 'spacy', 'ray', 'datasets') if m in sys.modules]; "
+        "'presidio_anonymizer', 'spacy', 'ray', 'datasets', 'numba') if m in sys.modules]; "
         "print(repr((dt, heavy)))"
     )
     times = []

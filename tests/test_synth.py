@@ -69,6 +69,19 @@ def test_corpus_is_deterministic_and_format_independent(tmp_path: Path) -> None:
     assert big.path.read_bytes().startswith(a.path.read_bytes()[: a.path.read_bytes().index(b"synth:10000")])
 
 
+def test_corpus_words_sets_record_length(tmp_path: Path) -> None:
+    # the scaling benchmark relies on this: 220 words make ~1 KB records, 10M records ~10 GB
+    sizes = {}
+    for words in (50, 220):
+        c = ik.synth.corpus(2_000, seed=3, languages=("en", "fr", "de"), words=words, path=tmp_path / f"w{words}.jsonl")
+        records = list(_records(c.path).values())
+        assert all(len((r["instruction"] + " " + r["output"]).split()) == words for r in records)
+        sizes[words] = c.path.stat().st_size / len(records)
+    assert 900 < sizes[220] < 1100 and 200 < sizes[50] < 320, sizes
+    with pytest.raises(ValueError, match="words >= ngram"):
+        ik.synth.corpus(10, words=3, path=tmp_path / "x.jsonl")
+
+
 def test_corpus_rejects_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="benchmark="):
         ik.synth.corpus(10, contamination=0.1, path=tmp_path / "x.jsonl")

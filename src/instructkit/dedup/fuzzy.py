@@ -115,11 +115,11 @@ class Fuzzy(Global):
         if self.blocking == "prefix":
             keys = texts.str.slice(0, self.prefix).hash(self.seed).to_numpy()[None, :]
         else:
-            sig, _, _ = K.minhash_signatures(
-                texts, ngram=self.ngram, unit="char", num_perm=self.num_perm, seed=self.seed
-            )
             bands, rows = K.optimal_bands(self.blocking_threshold, self.num_perm) if self.blocking_threshold < 1 else (1, self.num_perm)
-            keys = K.band_hashes(sig, bands, rows)
+            keys = K.minhash(
+                texts, ngram=self.ngram, unit="char", num_perm=self.num_perm, seed=self.seed,
+                bands=bands, rows=rows,
+            ).band_keys
         return FuzzyState(ids=frame["id"], texts=texts, keys=keys)
 
     def _candidates(self, keys: np.ndarray, n_ref: int) -> tuple[np.ndarray, np.ndarray]:

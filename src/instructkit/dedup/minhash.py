@@ -21,6 +21,7 @@ from instructkit.dedup._base import (
     present_fields,
     repeated,
 )
+from instructkit.dedup._spill import Rows, SpillFile
 from instructkit.transform import Global
 
 if TYPE_CHECKING:
@@ -29,13 +30,47 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Signatures:
-    """Observed state of one batch: ids, MinHash signatures, text lengths. No texts."""
+    """Observed state of one batch, no texts: in RAM the ids, shingle counts and text
+    lengths; on disk (a :class:`~instructkit.dedup._spill.SpillFile`) the full
+    signatures, the shingle hashes with ``verify="exact"`` (both read only to verify
+    candidate pairs) and the band hashes of the banding in use when it was observed
+    (read one band at a time by ``decide``).
+    """
 
     ids: pl.Series
-    signatures: np.ndarray  # (records x num_perm) uint32
-    shingles: np.ndarray  # shingles per record; 0 = empty text, never a duplicate
-    lengths: np.ndarray  # characters, for keep="longest"
-    hashes: np.ndarray | None  # every record's 32-bit shingle hashes, for verify="exact"
+    shingles: np.ndarray  # int32 shingles per record; 0 = empty text, never a duplicate
+    lengths: np.ndarray  # int32 characters, for keep="longest"
+    banding: tuple[int, int]
+    num_perm: int
+    spill: SpillFile  # signatures (records x num_perm uint32), shingle hashes, band hashes
+    has_hashes: bool  # whether the spill file holds the shingle hashes
+    band_offset: int  # byte offset of the (bands x records) uint64 band hashes in the file
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def ram_bytes(self) -> int:
+        """Bytes this state holds in memory (ids, shingle counts, text lengths).
+
+        Example:
+            >>> import instructkit as ik
+            >>> step = ik.dedup.minhash()
+            >>> state = step.observe(ik.synth.near_duplicates(1_000, seed=1).to_polars())
+            >>> state.ram_bytes() / len(state) < 60, state.disk_bytes() / len(state) > 512
+            (True, True)
+        """
+        # polars keeps a 16-byte view per string besides its bytes; estimated_size omits it
+        ids = self.ids.estimated_size() + 16 * len(self.ids)
+        return int(ids + self.shingles.nbytes + self.lengths.nbytes)
+
+    def band(self, band: int) -> np.ndarray:
+        """The records' uint64 hashes of ``band`` (of :attr:`banding`), read from the file."""
+        n = len(self)
+        return np.fromfile(self.spill.path, np.uint64, count=n, offset=self.band_offset + 8 * band * n)
+
+    def disk_bytes(self) -> int:
+        """Bytes of the spill file."""
+        return self.spill.nbytes()
 
 
 @dataclass(frozen=True)
@@ -77,6 +112,13 @@ class MinHash(Global):
     ``threshold``, ``bands``, ``rows``, ``keep`` and ``against`` only affect
     :meth:`decide`, so a threshold sweep reuses the signatures.
 
+    Memory: the state of a batch keeps in RAM only its ids and two 4-byte counts per
+    record (~40 bytes per record); the full signatures (``4 x num_perm`` bytes per
+    record), the band hashes (8 bytes per band) and, for ``verify="exact"``, the shingle
+    hashes (4 bytes per shingle) go to a temporary file in ``spill_dir`` (the system temp
+    dir by default), read back by ``decide`` and deleted with the state. A state moved to another process (pickled, as the Ray executor does) takes the
+    file along by path: ``spill_dir`` must then be on a disk that process sees.
+
     Example:
         >>> import instructkit as ik
         >>> text = ("Write a short story about a robot who learns to paint. The robot lives "
@@ -108,6 +150,7 @@ class MinHash(Global):
         keep: str = "first",
         against: Dataset | str | Path | None = None,
         seed: int = 1,
+        spill_dir: str | Path | None = None,
     ) -> None:
         self.threshold = K._check_threshold(threshold)
         if num_perm < 2:
@@ -132,6 +175,7 @@ class MinHash(Global):
         self.keep = check_keep(keep)
         self.against = against
         self.seed = seed
+        self.spill_dir = spill_dir
 
     def banding(self) -> tuple[int, int]:
         """``(bands, rows)`` in use: the given ones, or :func:`optimal_bands` for the threshold.
@@ -147,20 +191,26 @@ class MinHash(Global):
         return K.optimal_bands(self.threshold, self.num_perm)
 
     def observe(self, batch: pl.DataFrame) -> Signatures:
-        """MinHash signatures of a batch (records copied by upsampling are left out)."""
+        """MinHash state of a batch (records copied by upsampling are left out)."""
         skip = repeated(batch)
         frame = batch.filter(pl.Series(~skip)) if skip.any() else batch
         text = K.document_text(frame, present_fields(self.fields, frame))
-        sig, shingles, hashes = K.minhash_signatures(
+        bands, rows = self.banding()
+        exact = self._verify_mode() == "exact"
+        m = K.minhash(
             text, ngram=self.ngram, unit=self.unit, num_perm=self.num_perm, seed=self.seed,
-            keep_shingles=self._verify_mode() == "exact",
+            bands=bands, rows=rows, keep_shingles=exact,
         )
+        arrays = [m.signatures, m.hashes, m.band_keys] if exact else [m.signatures, m.band_keys]
         return Signatures(
             ids=frame["id"],
-            signatures=sig,
-            shingles=shingles,
-            lengths=text.str.len_chars().cast(pl.Int64).to_numpy(),
-            hashes=hashes,
+            shingles=m.counts,
+            lengths=text.str.len_chars().cast(pl.Int32).to_numpy(),
+            banding=(bands, rows),
+            num_perm=self.num_perm,
+            spill=SpillFile.write(self.spill_dir, arrays),  # type: ignore[arg-type]
+            has_hashes=exact,
+            band_offset=m.signatures.nbytes + (m.hashes.nbytes if exact else 0),  # type: ignore[union-attr]
         )
 
     def _verify_mode(self) -> str:
@@ -173,35 +223,38 @@ class MinHash(Global):
         n_ref = 0
         if ref is not None:
             ref_state = self.observe(ref.with_columns(pl.lit(None, dtype=pl.String).alias("meta")))
-            n_ref = len(ref_state.ids)
+            n_ref = len(ref_state)
             parts = [ref_state, *parts]
         if not parts:
             empty = np.empty(0, np.int64)
             return Clusters(pl.Series([], dtype=pl.String), empty, empty, np.empty(0, bool),
                             np.empty(0), 0, 0)
+        if any(p.num_perm != self.num_perm for p in parts):
+            raise ValueError(f"states were observed with num_perm={parts[0].num_perm}, not {self.num_perm}")
         ids = pl.concat([p.ids for p in parts])
-        # batches stay separate arrays: stacking 1M signatures would double peak memory
-        sig = K.Stacked([p.signatures for p in parts])
         shingles = np.concatenate([p.shingles for p in parts])
         lengths = np.concatenate([p.lengths for p in parts])
-        n = len(sig)
+        reader = Rows([(p.spill, len(p), p.num_perm, p.shingles) for p in parts])
+        n = len(ids)
         is_ref = np.zeros(n, dtype=bool)
         is_ref[:n_ref] = True
 
-        active = shingles > 0
+        # one band at a time from the files; a state observed under another banding (a
+        # threshold sweep) gets its band hashes again from its spilled signatures
         bands, rows = self.banding()
+        again = {k: reader.band_keys(k, bands, rows) for k, p in enumerate(parts) if p.banding != (bands, rows)}
+        active = shingles > 0
         left_parts, right_parts = [], []
         for band in range(bands):
-            keys = sig.map(lambda part, band=band: K.band_hash(part, band, rows))
-            where = np.flatnonzero(active)
-            a, b = K.bucket_edges(keys[where])
-            left_parts.append(where[a])
-            right_parts.append(where[b])
+            keys = np.concatenate([again[k][band] if k in again else p.band(band) for k, p in enumerate(parts)])
+            a, b = K.bucket_edges(keys, active)
+            left_parts.append(a)
+            right_parts.append(b)
+        del again
         left = np.concatenate(left_parts) if left_parts else np.empty(0, np.int64)
         right = np.concatenate(right_parts) if right_parts else np.empty(0, np.int64)
-        # the same pair shows up in several bands: keep it once
-        lo, hi = np.minimum(left, right), np.maximum(left, right)
-        pair = np.unique(lo.astype(np.int64) * n + hi)
+        # the same pair shows up in several bands: keep it once (first < other already)
+        pair = np.unique(left * n + right)
         lo, hi = pair // n, pair % n
         # the reference is not deduplicated: links inside it would only chain clusters
         keep_edge = ~(is_ref[lo] & is_ref[hi])
@@ -209,20 +262,19 @@ class MinHash(Global):
         candidates = lo.size
         mode = self._verify_mode()
         if mode == "exact" and lo.size:
-            if any(p.hashes is None for p in parts):
+            if not all(p.has_hashes for p in parts):
                 raise ValueError("verify='exact' needs states observed with verify='exact'")
-            flat = K.Stacked([p.hashes for p in parts])  # type: ignore[misc]
-            ok = K.exact_jaccard(flat, shingles, lo, hi) >= self.threshold
+            ok = reader.jaccard(lo, hi, exact=True, num_perm=self.num_perm) >= self.threshold
             lo, hi = lo[ok], hi[ok]
         elif mode == "signature" and lo.size:
-            ok = K.estimated_jaccard(sig, lo, hi) >= self.threshold
+            ok = reader.jaccard(lo, hi, exact=False, num_perm=self.num_perm) >= self.threshold
             lo, hi = lo[ok], hi[ok]
         root = K.components(n, lo, hi)
         kept = kept_per_cluster(root, is_ref, lengths, self.keep)
         others = np.flatnonzero(kept != np.arange(n))
         jaccard = np.ones(n)
         if others.size:
-            jaccard[others] = K.estimated_jaccard(sig, others, kept[others])
+            jaccard[others] = reader.jaccard(others, kept[others], exact=False, num_perm=self.num_perm)
         return Clusters(ids, root, kept, is_ref, jaccard, int(candidates), int(lo.size))
 
     def decide(self, states: list[Any]) -> pl.DataFrame:

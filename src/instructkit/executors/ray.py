@@ -1,18 +1,24 @@
 """Run a pipeline on Ray Data, on one machine or a cluster (``pip install instructkit[ray]``).
 
-The unit of work is a :class:`~instructkit.io.scan.Split` (one input batch, described by
-file and byte or row range), so workers read their own part of the input from a shared
-filesystem and the driver never streams records. Per pass:
+Records flow through Ray Data as Arrow blocks:
 
-- A Ray Dataset holds one split descriptor per row; ``map_batches`` reads the split on a
-  worker into a polars frame and runs the steps on it.
-- ``Global`` steps: ``map_batches`` calls ``observe`` per batch and returns the compact state
-  (MinHash: the signatures' band hashes; decontamination: the index hits); the driver runs
-  ``decide`` on the states, in batch order (MinHash: grouping by band hash and connected
-  components). The pipeline's steps, a decontamination index included, are put once in the
-  object store and broadcast to every worker.
+- **Read.** A Ray ``Datasource`` has one read task per input split (one batch of one file,
+  see :class:`~instructkit.io.scan.Split`); the task reads its split with the same code as
+  ``ik.scan`` and yields it as one Arrow block of canonical records, so every format
+  ``ik.scan`` reads works, and ids are those of the local executor. Records the reader
+  rejected (``on_error="skip"``) travel in the block as rows marked with their read error.
+- **Map and Filter steps** run as ``map_batches(fn, batch_format="pyarrow")``; ``fn`` turns
+  the Arrow batch into a polars frame and runs the steps on it.
+- **Global steps** run their ``observe`` in the same ``map_batches`` (after the steps before
+  them), which returns one Arrow row per batch holding the compact state (MinHash: the
+  signatures; exact dedup: 64-bit hashes; decontamination: index hits). ``decide`` runs on
+  the driver over the collected states in input order (MinHash: the grouping by band hash,
+  verification and connected components), so its answer is the local executor's.
+- **Broadcast.** The steps, the drops decided so far and the benchmark n-gram indexes of
+  ``decontaminate`` steps (built once, on the driver) are put in the object store once per
+  pass and fetched once per worker process.
 - The last pass writes the same shards and manifest as the local executor, so a Ray run
-  resumes like a local one and gives the same records and removed log.
+  resumes like a local one and gives the same records, removed log and report.
 """
 
 from __future__ import annotations
@@ -20,13 +26,22 @@ from __future__ import annotations
 import json
 import pickle
 import time
-import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import polars as pl
 
+try:
+    import pyarrow as pa
+    import ray
+    import ray.data
+    from ray.data.block import BlockMetadata
+    from ray.data.datasource import Datasource, ReadTask
+except ImportError as e:  # pragma: no cover - depends on the install
+    raise ImportError("executor='ray' needs Ray Data: pip install 'instructkit[ray]'") from e
+
+from instructkit.dataset import Dataset
 from instructkit.executors.local import (
     Manifest,
     RunResult,
@@ -34,53 +49,164 @@ from instructkit.executors.local import (
     decide,
     fingerprint,
     global_positions,
-    observe_batch,
-    process_batch,
+    run_steps,
     write_shard,
 )
+from instructkit.schema import REMOVED_SCHEMA
 from instructkit.transform import Transform
 
-# a failing batch is retried this often (a lost worker), then the run stops; rerun to resume
-_RETRIES = 2
+#: Column of every block: the index of the input split its rows come from.
+SPLIT = "_ik_split"
+# read errors ride in the block as rows with these columns set (the removed log's step,
+# reason and detail); records have them null
+_READ = {"step": "_ik_read_step", "reason": "_ik_read_reason", "detail": "_ik_read_detail"}
 
-# worker-side cache of broadcast objects, so each worker deserializes them once per run
+# worker-side cache of broadcast objects, so each worker process deserializes them once
 _CACHE: dict[str, Any] = {}
 
 
 def _get(ref: Any) -> Any:
-    import ray
-
     key = ref.hex()
     if key not in _CACHE:
-        _CACHE.clear()
+        if len(_CACHE) > 8:
+            _CACHE.clear()
         _CACHE[key] = ray.get(ref)
     return _CACHE[key]
 
 
-def _observe_batches(batch: dict[str, np.ndarray], job_ref: Any, position: int) -> dict[str, np.ndarray]:
-    steps, source, splits, drops = _get(job_ref)
-    states, seconds = [], []
-    for index in batch["index"]:
-        frame, _ = source.read_split(splits[int(index)])
-        state, spent = observe_batch(steps, position, drops, frame)
-        states.append(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
-        seconds.append(spent)
-    return {
-        "index": batch["index"],
-        "state": np.array(states, dtype=object),
-        "seconds": np.array(seconds, dtype=np.float64),
-    }
+# -------------------------------------------------------------------------------------------
+# records <-> Arrow blocks
 
 
-def _process_batches(batch: dict[str, np.ndarray], job_ref: Any, out: str, fmt: str) -> dict[str, np.ndarray]:
-    steps, source, splits, drops = _get(job_ref)
-    entries = []
-    for index in batch["index"]:
-        split = splits[int(index)]
-        frame, removed = source.read_split(split)
-        dataset = process_batch(steps, drops, frame, removed)
-        entries.append(json.dumps(write_shard(dataset, Path(out), split.index, fmt)))
-    return {"index": batch["index"], "entry": np.array(entries, dtype=object)}
+def encode(index: int, frame: pl.DataFrame, removed: pl.DataFrame) -> pa.Table:
+    """One split as one Arrow block: its records, then its read errors as marked rows.
+
+    Example:
+        >>> import instructkit as ik
+        >>> from instructkit.schema import empty_removed
+        >>> frame = ik.Dataset.from_records([{"instruction": "a"}], source="s").to_polars()
+        >>> block = encode(3, frame, empty_removed())
+        >>> index, dataset = decode(block)
+        >>> index, dataset.to_polars().equals(frame)
+        (3, True)
+    """
+    marks = [pl.lit(None, dtype=pl.String).alias(c) for c in _READ.values()]
+    parts = [frame.with_columns(*marks)]
+    if removed.height:
+        parts.append(removed.rename(_READ))
+    block = pl.concat(parts, how="diagonal_relaxed") if len(parts) > 1 else parts[0]
+    return block.with_columns(pl.lit(index, dtype=pl.Int64).alias(SPLIT)).to_arrow()
+
+
+def decode(batch: pa.Table) -> tuple[int | None, Dataset]:
+    """The split index and the records (read errors as removed log) of a block made by
+    :func:`encode`; the index is None for an empty block (an empty split)."""
+    rows = pl.from_arrow(batch)
+    assert isinstance(rows, pl.DataFrame)
+    if rows.height == 0:
+        return None, Dataset()
+    splits = rows[SPLIT].unique()
+    if splits.len() != 1:
+        raise RuntimeError(
+            f"a Ray batch holds splits {sorted(splits.to_list())}; each batch must be one whole "
+            "input split (instructkit sets DataContext.target_max_block_size=None for this)"
+        )
+    failed = pl.col(_READ["reason"]).is_not_null()
+    frame = rows.filter(~failed).drop(SPLIT, *_READ.values())
+    removed = rows.filter(failed).select(
+        [pl.col(_READ.get(c, c)).cast(t).alias(c) for c, t in REMOVED_SCHEMA.items()]
+    )
+    return int(splits[0]), Dataset(frame, removed)
+
+
+class SplitDatasource(Datasource):
+    """A Ray Data source with one read task, and one Arrow block, per input split.
+
+    The :class:`~instructkit.executors.local.Source` is put in the object store once and
+    read tasks fetch it, so an in-memory source is not copied into every task.
+
+    Example:
+        >>> import instructkit as ik, ray                                      # doctest: +SKIP
+        >>> scan = ik.scan("big.jsonl", batch_size=100_000)                    # doctest: +SKIP
+        >>> blocks = ray.data.read_datasource(                                 # doctest: +SKIP
+        ...     SplitDatasource(ray.put(scan), scan.splits()))
+    """
+
+    def __init__(self, source_ref: Any, splits: Sequence[Any]) -> None:
+        super().__init__()
+        self.source_ref = source_ref
+        self.splits = list(splits)
+
+    def estimate_inmemory_data_size(self) -> int | None:
+        return None
+
+    def get_read_tasks(
+        self, parallelism: int, per_task_row_limit: int | None = None, data_context: Any = None
+    ) -> list[ReadTask]:
+        tasks = []
+        for split in self.splits:
+            path = getattr(split, "path", None)
+            meta = BlockMetadata(
+                num_rows=getattr(split, "rows", None), size_bytes=None, exec_stats=None,
+                input_files=[path] if path else None,
+            )
+            tasks.append(ReadTask(_reader(self.source_ref, split), meta))
+        return tasks
+
+
+def _reader(source_ref: Any, split: Any) -> Any:
+    def read() -> Iterator[pa.Table]:
+        frame, removed = _get(source_ref).read_split(split)
+        yield encode(split.index, frame, removed)
+
+    return read
+
+
+# -------------------------------------------------------------------------------------------
+# what workers run
+
+
+def _job(job_ref: Any) -> tuple[list[Transform], dict[int, pl.DataFrame]]:
+    key = job_ref.hex()
+    fresh = key not in _CACHE
+    steps, drops, indexes = _get(job_ref)
+    if fresh and indexes:
+        from instructkit.decontam import ngram
+
+        with ngram._CACHE_LOCK:
+            for k, index in indexes:
+                ngram._CACHE.setdefault(k, index)
+    return steps, drops
+
+
+def _observe(batch: pa.Table, job_ref: Any, position: int) -> pa.Table:
+    steps, drops = _job(job_ref)
+    index, dataset = decode(batch)
+    if index is None:  # an empty split: the driver observes it (see _empty_split)
+        return pa.table({SPLIT: pa.array([], pa.int64()), "state": pa.array([], pa.large_binary()),
+                         "seconds": pa.array([], pa.float64())})
+    dataset = run_steps(steps, dataset, drops, stop=position)
+    started = time.perf_counter()
+    state = steps[position].observe(dataset.to_polars())
+    seconds = time.perf_counter() - started
+    return pa.table({
+        SPLIT: pa.array([index], pa.int64()),
+        "state": pa.array([pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)], pa.large_binary()),
+        "seconds": pa.array([seconds], pa.float64()),
+    })
+
+
+def _process(batch: pa.Table, job_ref: Any, out: str, fmt: str) -> pa.Table:
+    steps, drops = _job(job_ref)
+    index, dataset = decode(batch)
+    if index is None:  # an empty split: the driver writes its shard (see _empty_split)
+        return pa.table({SPLIT: pa.array([], pa.int64()), "entry": pa.array([], pa.string())})
+    entry = write_shard(run_steps(steps, dataset, drops), Path(out), index, fmt)
+    return pa.table({SPLIT: pa.array([index], pa.int64()), "entry": pa.array([json.dumps(entry)], pa.string())})
+
+
+# -------------------------------------------------------------------------------------------
+# the driver
 
 
 def run_ray(
@@ -103,71 +229,108 @@ def run_ray(
         >>> ik.Pipeline([ik.normalize()]).run("big.jsonl", executor="ray",    # doctest: +SKIP
         ...     output="out/", address="auto")
     """
-    try:
-        import ray
-        import ray.data
-    except ImportError as e:
-        raise ImportError("executor='ray' needs Ray Data: pip install 'instructkit[ray]'") from e
-
     started = time.perf_counter()
     owns_ray = not ray.is_initialized()
     if owns_ray:
         ray.init(address=address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     elif address is not None:
         raise ValueError(f"Ray is already initialized; cannot connect to address={address!r} as well")
+    ctx = ray.data.DataContext.get_current()
+    saved = ctx.target_max_block_size, ctx.enable_progress_bars
+    # one block per split, never cut: a batch must be a whole split to become its shard
+    ctx.target_max_block_size, ctx.enable_progress_bars = None, False
     try:
-        return _run(ray, steps, source, output, fmt, resume, started)
+        return _run(steps, source, output, fmt, resume, started)
     finally:
+        ctx.target_max_block_size, ctx.enable_progress_bars = saved
         if owns_ray:
             ray.shutdown()
 
 
-def _run(
-    ray: Any,
-    steps: Sequence[Transform],
-    source: Source,
-    output: Path,
-    fmt: str,
-    resume: bool,
-    started: float,
-) -> RunResult:
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False
+def _indexes(steps: Sequence[Transform]) -> list[tuple[Any, Any]]:
+    """Benchmark n-gram indexes of the decontamination steps, built once here to broadcast."""
+    found: list[tuple[Any, Any]] = []
+    for step in steps:
+        if step.name == "decontaminate" and getattr(step, "method", None) in ("ngram", "both"):
+            from instructkit.decontam import ngram
 
+            index = step.index()  # type: ignore[attr-defined]
+            found.extend((k, v) for k, v in ngram._CACHE.items() if v is index)
+    return found
+
+
+def _map(data: Any, fn: Any, **fn_kwargs: Any) -> Any:
+    # no task options here: a read and a map with the same options fuse into one task, so
+    # a block goes from the reader to the steps without a trip through the object store
+    return data.map_batches(fn, batch_format="pyarrow", batch_size=None, fn_kwargs=fn_kwargs)
+
+
+def _rows(data: Any, todo: Sequence[int]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The output rows of a pass, one per split, as they come; checks none comes twice."""
+    wanted, seen = set(todo), set()
+    for block in data.iter_batches(batch_format="pyarrow", batch_size=None):
+        for row in block.to_pylist():
+            index = int(row.pop(SPLIT))
+            if index in seen or index not in wanted:
+                raise RuntimeError(f"Ray returned input split {index} twice or unasked")
+            seen.add(index)
+            yield index, row
+
+
+def _empty_split(source: Source, split: Any) -> Dataset:
+    """A split Ray Data returned nothing for: it drops empty blocks, so it must be empty."""
+    frame, removed = source.read_split(split)
+    if frame.height or removed.height:
+        raise RuntimeError(f"Ray lost input split {split.index} ({frame.height} records); rerun to resume")
+    return Dataset(frame, removed)
+
+
+def _run(
+    steps: Sequence[Transform], source: Source, output: Path, fmt: str, resume: bool, started: float
+) -> RunResult:
     manifest = Manifest(output, fingerprint(steps, source, fmt, executor="ray"), resume)
     drops = manifest.drops()
     splits = {s.index: s for s in source.splits()}
+    source_ref = ray.put(source)
+    indexes = _indexes(steps)
 
-    def descriptors(indexes: list[int]) -> Any:
-        return ray.data.from_items([{"index": i} for i in indexes], override_num_blocks=max(len(indexes), 1))
-
-    def map_batches(data: Any, fn: Any, **fn_kwargs: Any) -> Any:
-        # Ray Data retries a failed map task forever by default, so a step that raises
-        # would hang the run; max_retries has no named parameter in Ray 2.60 yet
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return data.map_batches(fn, batch_size=1, max_retries=_RETRIES, fn_kwargs=fn_kwargs)
+    def records(indexes_: list[int]) -> Any:
+        return ray.data.read_datasource(
+            SplitDatasource(source_ref, [splits[i] for i in indexes_]),
+            override_num_blocks=max(len(indexes_), 1),
+        )
 
     for position in global_positions(steps):
         if position in drops:
             continue
-        job = ray.put((list(steps), source, splits, drops))
-        rows = map_batches(
-            descriptors(sorted(splits)), _observe_batches, job_ref=job, position=position
-        ).take_all()
-        rows.sort(key=lambda r: int(r["index"]))
+        step = steps[position]
+        job = ray.put((list(steps), drops, indexes))
+        observed: dict[int, Any] = {}
+        seconds = 0.0
+        # states are unpickled as they arrive, so the driver never holds them twice
+        for index, row in _rows(_map(records(sorted(splits)), _observe, job_ref=job, position=position), sorted(splits)):
+            observed[index] = pickle.loads(row.pop("state"))
+            seconds += row["seconds"]
         t0 = time.perf_counter()
-        decided = decide(steps[position], [pickle.loads(r["state"]) for r in rows])
-        seconds = sum(float(r["seconds"]) for r in rows) + time.perf_counter() - t0
+        for index in sorted(set(splits) - set(observed)):
+            empty = run_steps(steps, _empty_split(source, splits[index]), drops, stop=position)
+            observed[index] = step.observe(empty.to_polars())
+        states = [observed.pop(i) for i in sorted(splits)]
+        decided = decide(step, states)
+        seconds += time.perf_counter() - t0
+        del states
         drops[position] = decided
-        manifest.record_global(position, decided, {"step": steps[position].name, "seconds": seconds})
-        del rows
+        manifest.record_global(position, decided, {"step": step.name, "seconds": seconds})
 
     done = set(manifest.shards)
     todo = [i for i in sorted(splits) if i not in done]
     if todo:
-        job = ray.put((list(steps), source, splits, drops))
-        results = map_batches(descriptors(todo), _process_batches, job_ref=job, out=str(output), fmt=fmt)
-        for row in results.iter_rows():
-            manifest.record_shard(int(row["index"]), json.loads(row["entry"]))
+        job = ray.put((list(steps), drops, indexes))
+        # shards are recorded as they come back, so an interrupted pass resumes from them
+        for index, row in _rows(_map(records(todo), _process, job_ref=job, out=str(output), fmt=fmt), todo):
+            manifest.record_shard(index, json.loads(row["entry"]))
+        for index in todo:
+            if index not in manifest.shards:
+                dataset = run_steps(steps, _empty_split(source, splits[index]), drops)
+                manifest.record_shard(index, write_shard(dataset, output, index, fmt))
     return manifest.result(skipped=len(done), seconds=time.perf_counter() - started)

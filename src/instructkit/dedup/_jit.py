@@ -1,0 +1,291 @@
+"""Compiled (numba) kernels of the MinHash dedup: tokenizer, shingle hashes, signatures,
+band hashes, bucket edges, union-find and Jaccard of shingle sets.
+
+This module imports numba at import time; :mod:`instructkit.dedup._kernel` imports it
+lazily, inside the functions that need it, so ``import instructkit`` stays light. Every
+function is compiled once per machine and cached on disk (``cache=True``): the first call
+on a fresh install compiles for a few seconds, later processes load the cache.
+
+Integer arithmetic wraps modulo ``2**64`` / ``2**32`` as in C, which the hashes rely on.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+FOLD = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant (golden ratio) for n-gram folding
+FNV_PRIME = np.uint64(0x100000001B3)
+M64_1 = np.uint64(0xFF51AFD7ED558CCD)
+M64_2 = np.uint64(0xC4CEB9FE1A85EC53)
+M32_1 = np.uint32(0x85EBCA6B)
+M32_2 = np.uint32(0xC2B2AE35)
+EMPTY = np.uint32(0xFFFFFFFF)
+WORD = np.uint8(1)
+SPACE = np.uint8(2)
+#: Documents per parallel work item (one token buffer is allocated per item).
+_GROUP = 32
+
+
+@nb.njit(inline="always")
+def fmix64(h: np.uint64) -> np.uint64:
+    h ^= h >> np.uint64(33)
+    h *= M64_1
+    h ^= h >> np.uint64(33)
+    h *= M64_2
+    h ^= h >> np.uint64(33)
+    return h
+
+
+@nb.njit(inline="always")
+def fmix32(h: np.uint32) -> np.uint32:
+    h = np.uint32(h ^ (h >> np.uint32(16)))
+    h = np.uint32(h * M32_1)
+    h = np.uint32(h ^ (h >> np.uint32(13)))
+    h = np.uint32(h * M32_2)
+    return np.uint32(h ^ (h >> np.uint32(16)))
+
+
+@nb.njit(inline="always")
+def _tokenize(data, start, end, char_mode, basis, lower, klass, out):
+    """Hash the tokens of ``data[start:end]`` (UTF-8) into ``out``; return their number.
+
+    A token hash is FNV-1a over the lower-cased code points, then fmix64. Words are runs
+    of ``klass & WORD`` code points; in char mode each code point is a token, whitespace
+    runs count as one space and leading/trailing whitespace is dropped.
+    """
+    m = 0
+    h = basis
+    in_word = False
+    pending_space = False
+    i = start
+    while i < end:
+        c = np.uint32(data[i])
+        if c < 0x80:
+            i += 1
+        elif c < 0xE0:
+            c = ((c & np.uint32(0x1F)) << np.uint32(6)) | (np.uint32(data[i + 1]) & np.uint32(0x3F))
+            i += 2
+        elif c < 0xF0:
+            c = (
+                ((c & np.uint32(0x0F)) << np.uint32(12))
+                | ((np.uint32(data[i + 1]) & np.uint32(0x3F)) << np.uint32(6))
+                | (np.uint32(data[i + 2]) & np.uint32(0x3F))
+            )
+            i += 3
+        else:
+            c = (
+                ((c & np.uint32(0x07)) << np.uint32(18))
+                | ((np.uint32(data[i + 1]) & np.uint32(0x3F)) << np.uint32(12))
+                | ((np.uint32(data[i + 2]) & np.uint32(0x3F)) << np.uint32(6))
+                | (np.uint32(data[i + 3]) & np.uint32(0x3F))
+            )
+            i += 4
+        k = klass[c]
+        if char_mode:
+            if k & SPACE:
+                pending_space = m > 0
+                continue
+            if pending_space:
+                out[m] = fmix64((basis ^ np.uint64(32)) * FNV_PRIME)
+                m += 1
+                pending_space = False
+            out[m] = fmix64((basis ^ np.uint64(lower[c])) * FNV_PRIME)
+            m += 1
+        elif k & WORD:
+            h = (h ^ np.uint64(lower[c])) * FNV_PRIME
+            in_word = True
+        elif in_word:
+            out[m] = fmix64(h)
+            m += 1
+            h = basis
+            in_word = False
+    if in_word:
+        out[m] = fmix64(h)
+        m += 1
+    return m
+
+
+@nb.njit(inline="always")
+def _shingle(tokens, i, n):
+    """32-bit hash of the ``n`` tokens starting at ``i``."""
+    acc = tokens[i]
+    for k in range(1, n):
+        acc = acc * FOLD + tokens[i + k]
+    return np.uint32(fmix64(acc) >> np.uint64(32))
+
+
+@nb.njit(inline="always")
+def _permute_min(h, a, b, sig):
+    """Fold one shingle hash into a signature: datasketch's affine32 permutations."""
+    x = fmix32(h)
+    for k in range(sig.size):
+        v = np.uint32(a[k] * x + b[k])
+        if v < sig[k]:
+            sig[k] = v
+
+
+@nb.njit(inline="always")
+def _bands(sig, bands, rows, out, d):
+    for band in range(bands):
+        acc = np.uint64(band + 1)
+        for r in range(band * rows, (band + 1) * rows):
+            acc = fmix64(acc * FOLD + np.uint64(sig[r]))
+        out[band, d] = acc
+
+
+@nb.njit(parallel=True, cache=True)
+def minhash_texts(data, offsets, ngram, char_mode, basis, lower, klass, a, b, bands, rows,
+                  sig, counts, band_keys, hashes, hash_starts):
+    """MinHash of every text ``data[offsets[d]:offsets[d + 1]]``, in parallel over texts.
+
+    Fills ``sig`` (texts x num_perm), ``counts`` (shingles per text), ``band_keys``
+    (bands x texts; ``bands = 0`` skips them) and, when ``hashes`` is not empty, the
+    shingle hashes of text ``d`` at ``hashes[hash_starts[d]:]`` (room for an upper bound).
+    """
+    n = offsets.size - 1
+    keep = hashes.size > 0
+    for g in nb.prange((n + _GROUP - 1) // _GROUP):
+        lo = g * _GROUP
+        hi = min(n, lo + _GROUP)
+        longest = 0
+        for d in range(lo, hi):
+            longest = max(longest, offsets[d + 1] - offsets[d])
+        tokens = np.empty(longest + 1, np.uint64)
+        row = np.empty(a.size, np.uint32)
+        for d in range(lo, hi):
+            m = _tokenize(data, offsets[d], offsets[d + 1], char_mode, basis, lower, klass, tokens)
+            row[:] = EMPTY
+            if m >= ngram:
+                count = m - ngram + 1
+                for i in range(count):
+                    h = _shingle(tokens, i, ngram)
+                    if keep:
+                        hashes[hash_starts[d] + i] = h
+                    _permute_min(h, a, b, row)
+            elif m > 0:
+                count = 1
+                h = _shingle(tokens, 0, m)
+                if keep:
+                    hashes[hash_starts[d]] = h
+                _permute_min(h, a, b, row)
+            else:
+                count = 0
+            counts[d] = count
+            sig[d, :] = row
+            if bands > 0:
+                _bands(row, bands, rows, band_keys, d)
+
+
+@nb.njit(parallel=True, cache=True)
+def signatures_of(hashes, starts, counts, a, b, sig):
+    """Signatures of given shingle hashes: text ``d`` owns ``hashes[starts[d]:][:counts[d]]``."""
+    for d in nb.prange(counts.size):
+        row = np.empty(a.size, np.uint32)
+        row[:] = EMPTY
+        for i in range(starts[d], starts[d] + counts[d]):
+            _permute_min(hashes[i], a, b, row)
+        sig[d, :] = row
+
+
+@nb.njit(parallel=True, cache=True)
+def band_hashes(sig, bands, rows, out):
+    """``out[band, d]``: uint64 hash of the ``rows`` signature values of ``band``."""
+    for d in nb.prange(sig.shape[0]):
+        _bands(sig[d], bands, rows, out, d)
+
+
+@nb.njit(parallel=True, cache=True)
+def compact(src, src_starts, counts, out_starts, out):
+    """Copy ``counts[d]`` values from ``src[src_starts[d]:]`` to ``out[out_starts[d]:]``."""
+    for d in nb.prange(counts.size):
+        s, o = src_starts[d], out_starts[d]
+        for i in range(counts[d]):
+            out[o + i] = src[s + i]
+
+
+@nb.njit(cache=True)
+def bucket_edges(keys, active, first, other):
+    """Link each member of a bucket (equal key) to the bucket's first member (lowest
+    index): a star per bucket keeps the edge count linear. Open addressing over a table
+    twice the size of the input; returns the number of edges written."""
+    n = keys.size
+    size = 1
+    while size < 2 * n:
+        size *= 2
+    mask = np.uint64(size - 1)
+    table_key = np.empty(size, np.uint64)
+    table_at = np.full(size, -1, np.int64)
+    e = 0
+    for i in range(n):
+        if not active[i]:
+            continue
+        key = keys[i]
+        slot = key & mask
+        while True:
+            at = table_at[slot]
+            if at < 0:
+                table_at[slot] = i
+                table_key[slot] = key
+                break
+            if table_key[slot] == key:
+                first[e] = at
+                other[e] = i
+                e += 1
+                break
+            slot = (slot + np.uint64(1)) & mask
+    return e
+
+
+@nb.njit(cache=True)
+def components(n, left, right):
+    """Union-find; each node's root is the smallest index of its component."""
+    parent = np.arange(n)
+    for e in range(left.size):
+        x, y = left[e], right[e]
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        while parent[y] != y:
+            parent[y] = parent[parent[y]]
+            y = parent[y]
+        if x < y:
+            parent[y] = x
+        elif y < x:
+            parent[x] = y
+    # a parent is never above its child, so one pass in index order resolves every root
+    for i in range(n):
+        parent[i] = parent[parent[i]]
+    return parent
+
+
+@nb.njit(parallel=True, cache=True)
+def jaccard_pairs(values, starts, counts, left, right, out):
+    """Jaccard of the value sets of texts ``left[p]`` and ``right[p]`` (text ``d`` owns
+    ``values[starts[d]:][:counts[d]]``; repeated values count once). Each pair fills a
+    small open-addressing table: its slots are the union, slots marked by both sides the
+    intersection. The values are hashes already, so their low bits pick the slot."""
+    for p in nb.prange(left.size):
+        i, j = left[p], right[p]
+        size = 8
+        while size < 2 * (counts[i] + counts[j]):
+            size *= 2
+        mask = np.uint32(size - 1)
+        keys = np.empty(size, np.uint32)
+        side = np.zeros(size, np.uint8)
+        union = 0
+        inter = 0
+        for which in range(2):
+            d = i if which == 0 else j
+            bit = np.uint8(1 << which)
+            for v in values[starts[d] : starts[d] + counts[d]]:
+                slot = v & mask
+                while side[slot] != 0 and keys[slot] != v:
+                    slot = (slot + np.uint32(1)) & mask
+                if side[slot] == 0:
+                    keys[slot] = v
+                    union += 1
+                elif (side[slot] & bit) == 0:
+                    inter += 1
+                side[slot] |= bit
+        out[p] = inter / union if union > 0 else 0.0

@@ -1,0 +1,151 @@
+"""Spill files: the full MinHash signatures (and shingle hashes) of a batch on disk, so the
+state a streaming run keeps in RAM is only the band hashes, counts and ids.
+
+A batch's file holds its ``rows x num_perm`` uint32 signatures, then its shingle hashes
+(uint32, text after text). It is written once with plain file writes (page cache, not the
+process's memory) and read by memory-mapping it for one gather at a time, then unmapping
+it, so the pages read never pile up in the process's resident memory.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+import weakref
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from instructkit.dedup import _kernel as K
+
+#: Rows per gather or band-hash recomputation: bounds the pages mapped at once.
+CHUNK = 65536
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+class SpillFile:
+    """A temporary file that this object owns: it is deleted when the object is garbage
+    collected, or when the process exits.
+
+    Pickling moves the ownership to the unpickled copy: the process that observed a batch
+    (a Ray worker) drops its copy once the state is shipped, and the process that calls
+    ``decide`` reads the file, then deletes it. The file must therefore be on a disk both
+    processes see (one machine, or a shared ``spill_dir``).
+
+    Example:
+        >>> import numpy as np, pickle
+        >>> f = SpillFile.write(None, [np.arange(4, dtype=np.uint32)])
+        >>> g = pickle.loads(pickle.dumps(f))
+        >>> del f
+        >>> os.path.exists(g.path)
+        True
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._cleanup = weakref.finalize(self, _remove, path)
+
+    @classmethod
+    def write(cls, directory: str | Path | None, arrays: Sequence[np.ndarray]) -> SpillFile:
+        """A new file in ``directory`` (the system temp dir when None) holding ``arrays``."""
+        folder = Path(directory) if directory is not None else Path(tempfile.gettempdir())
+        folder.mkdir(parents=True, exist_ok=True)
+        path = str(folder / f"instructkit-minhash-{os.getpid()}-{uuid.uuid4().hex}.u32")
+        spill = cls(path)
+        with open(path, "wb") as fh:
+            for a in arrays:
+                np.ascontiguousarray(a).tofile(fh)
+        return spill
+
+    def __reduce__(self) -> tuple[type[SpillFile], tuple[str]]:
+        self._cleanup.detach()
+        return (SpillFile, (self.path,))
+
+    def nbytes(self) -> int:
+        """Size of the file in bytes."""
+        return os.path.getsize(self.path)
+
+
+class Rows:
+    """Read the signatures and shingle hashes of records of several batches by their
+    global index (batches in order), straight from their spill files.
+
+    ``parts`` are ``(spill, records, num_perm, counts)`` per batch, ``counts`` the shingles
+    per record (the shingle hashes follow the signatures when the batch kept them).
+    """
+
+    def __init__(self, parts: Sequence[tuple[SpillFile, int, int, np.ndarray]]) -> None:
+        self.parts = list(parts)
+        self.offsets = np.cumsum([0, *[p[1] for p in self.parts]])
+
+    def _split(self, index: np.ndarray):
+        which = np.searchsorted(self.offsets, index, side="right") - 1
+        for k in np.unique(which).tolist():
+            mask = which == k
+            yield k, mask, index[mask] - self.offsets[k]
+
+    def signatures(self, index: np.ndarray, num_perm: int) -> np.ndarray:
+        """Signature rows of ``index`` (``len(index) x num_perm`` uint32)."""
+        out = np.empty((index.size, num_perm), np.uint32)
+        for k, mask, local in self._split(index):
+            spill, n, perm, _ = self.parts[k]
+            mm = np.memmap(spill.path, np.uint32, "r", shape=(n, perm))
+            out[mask] = mm[local]
+            del mm  # unmapped: its pages leave the resident set
+        return out
+
+    def shingles(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Shingle hashes of ``index``, record after record, and their counts."""
+        from instructkit.dedup import _jit
+
+        splits = list(self._split(index))
+        counts = np.zeros(index.size, np.int64)
+        for k, mask, local in splits:
+            counts[mask] = self.parts[k][3][local]
+        starts = np.cumsum(counts) - counts
+        values = np.empty(int(counts.sum()), np.uint32)
+        for k, mask, local in splits:
+            spill, n, perm, part_counts = self.parts[k]
+            if counts[mask].sum() == 0:
+                continue
+            part_starts = np.cumsum(part_counts, dtype=np.int64) - part_counts
+            total = int(part_starts[-1] + part_counts[-1])
+            mm = np.memmap(spill.path, np.uint32, "r", offset=n * perm * 4, shape=(total,))
+            _jit.compact(np.asarray(mm), part_starts[local], counts[mask], starts[mask], values)
+            del mm
+        return values, counts
+
+    def band_keys(self, k: int, bands: int, rows: int) -> np.ndarray:
+        """Band hashes (``bands x records``) of batch ``k``, recomputed from its signatures."""
+        spill, n, perm, _ = self.parts[k]
+        out = np.empty((bands, n), np.uint64)
+        for lo in range(0, n, CHUNK):
+            hi = min(n, lo + CHUNK)
+            mm = np.memmap(spill.path, np.uint32, "r", offset=lo * perm * 4, shape=(hi - lo, perm))
+            out[:, lo:hi] = K.band_hashes(np.asarray(mm), bands, rows)
+            del mm
+        return out
+
+    def jaccard(self, left: np.ndarray, right: np.ndarray, exact: bool, num_perm: int) -> np.ndarray:
+        """Jaccard of each pair ``(left[i], right[i])``: of the shingle-hash sets
+        (``exact``), or estimated from the signatures. Pairs are read in chunks."""
+        out = np.empty(left.size, np.float64)
+        for s in range(0, left.size, CHUNK // 2):
+            lo, hi = left[s : s + CHUNK // 2], right[s : s + CHUNK // 2]
+            uniq, inv = np.unique(np.concatenate([lo, hi]), return_inverse=True)
+            a, b = inv[: lo.size], inv[lo.size :]
+            if exact:
+                values, counts = self.shingles(uniq)
+                out[s : s + lo.size] = K.exact_jaccard(values, counts, a, b)
+            else:
+                sig = self.signatures(uniq, num_perm)
+                out[s : s + lo.size] = K.estimated_jaccard(sig[a], sig[b])
+        return out
