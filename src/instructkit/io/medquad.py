@@ -31,7 +31,8 @@ from typing import Any
 import polars as pl
 
 from instructkit.dataset import Dataset
-from instructkit.io.xml import assemble, parse, text_of, xml_documents
+from instructkit.io.read import assemble
+from instructkit.io.xml import parse, text_of, xml_documents
 from instructkit.schema import REMOVED_SCHEMA
 
 _PAIRS = {"qapairs"}
@@ -126,4 +127,4 @@ def read_medquad(path: str | Path, source: str = "medquad") -> Dataset:
         "source", "instruction", "input", "output",
     ).cast(REMOVED_SCHEMA)  # type: ignore[arg-type]
     removed = pl.concat([removed, empties], how="vertical_relaxed")
-    return assemble(frame.filter(~empty), removed, len(raw), time.perf_counter() - start, f"read_medquad {path}")
+    return assemble([frame.filter(~empty)], [removed], len(raw), time.perf_counter() - start, f"read_medquad {path}")

@@ -56,7 +56,7 @@ def read(
         )
         frames.append(frame)
         removed.append(dropped)
-    return _assemble(frames, removed, n_raw, time.perf_counter() - start, what="; ".join(formats))
+    return assemble(frames, removed, n_raw, time.perf_counter() - start, what="; ".join(formats))
 
 
 def detect_format(path: PathLike) -> str:
@@ -135,12 +135,14 @@ def from_pandas(
 def _from_rows(rows: list[dict[str, Any]], format: str | None, mapping: Mapping[str, str] | None, source: str) -> Dataset:
     start = time.perf_counter()
     frame, removed = canonical_frame(rows, source=source, format=format, mapping=mapping, origin=source)
-    return _assemble([frame], [removed], len(rows), time.perf_counter() - start, what=source)
+    return assemble([frame], [removed], len(rows), time.perf_counter() - start, what=source)
 
 
-def _assemble(
-    frames: list[pl.DataFrame], removed: list[pl.DataFrame], n_raw: int, seconds: float, what: str
+def assemble(
+    frames: Sequence[pl.DataFrame], removed: Sequence[pl.DataFrame], n_raw: int, seconds: float, what: str
 ) -> Dataset:
+    """A Dataset from what a reader produced, with its ``read`` history entry; ids must be
+    unique across the records and the removed rows."""
     frame = pl.concat(frames, how="vertical") if frames else empty_frame()
     log = pl.concat(removed, how="vertical") if removed else empty_removed()
     check_unique_ids(pl.concat([frame["id"], log["id"]]), what=what)

@@ -25,14 +25,12 @@ from __future__ import annotations
 import tarfile
 import time
 import xml.etree.ElementTree as ET
-from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
-from instructkit.dataset import Dataset, check_unique_ids
+from instructkit.dataset import Dataset
+from instructkit.io.read import assemble
 
 _TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
@@ -168,18 +166,7 @@ def read_xml(
         raw, source=source, format=format, mapping=mapping, origin=str(path),
         locations=locations, on_error=on_error,
     )
-    return assemble(frame, removed, len(raw), time.perf_counter() - start, f"read_xml {path}")
-
-
-def assemble(frame: pl.DataFrame, removed: pl.DataFrame, n_in: int, seconds: float, what: str) -> Dataset:
-    """A Dataset with a ``read`` history entry, checking that ids are unique."""
-    check_unique_ids(pl.concat([frame["id"], removed["id"]]), what=what)
-    entry = {
-        "step": "read", "kind": "read", "params": what, "records_in": n_in,
-        "records_out": frame.height, "removed": removed.height,
-        "by_reason": dict(Counter(removed["reason"].to_list()).most_common()), "seconds": seconds,
-    }
-    return Dataset(frame, removed, [entry])
+    return assemble([frame], [removed], len(raw), time.perf_counter() - start, f"read_xml {path}")
 
 
 def _stem(path: Path) -> str:
