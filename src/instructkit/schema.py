@@ -48,6 +48,7 @@ REMOVED_SCHEMA: dict[str, pl.DataType] = {
     "output": pl.String(),
 }
 
+#: Roles a conversation turn may have (ShareGPT speaker names are mapped onto these).
 ROLES = ("system", "user", "assistant", "tool", "function_call")
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import polars as pl
 
-from instructkit.schema import SCHEMA, empty_removed
+from instructkit.schema import ROLES, SCHEMA, empty_removed
 
 #: ShareGPT speaker names -> canonical roles.
 SHAREGPT_ROLES = {
@@ -35,7 +35,6 @@ SHAREGPT_ROLES = {
     "observation": "tool", "tool": "tool", "function": "tool",
     "function_call": "function_call",
 }
-MESSAGE_ROLES = {"system", "user", "assistant", "tool", "function_call"}
 
 
 class RecordError(ValueError):
@@ -119,7 +118,7 @@ def _conversation(fmt: Format, raw: dict[str, Any]) -> list[dict[str, Any]]:
             raise RecordError(f"turn {i} of field {key!r} lacks {role_key!r}: {str(turn)[:80]}")
         speaker = str(turn[role_key])
         role = SHAREGPT_ROLES.get(speaker.lower()) if fmt.name == "sharegpt" else speaker
-        if role not in MESSAGE_ROLES:
+        if role not in ROLES:
             raise RecordError(f"turn {i} of field {key!r} has unknown role {speaker!r}")
         content = _text(turn, text_key)
         if role == "system" and not messages:
