@@ -9,7 +9,7 @@ corpus in memory). ``--pipeline lean`` uses MinHash with num_perm=64 and no exac
 verification, the setting docs/scaling.md recommends at 10M records; ``--pipeline light``
 leaves MinHash out; ``--pipeline issue`` is the 10M target of the scaling issue: normalize,
 quality, exact dedup, langid and decontamination against GSM8K + HumanEval
-(``--pipeline issue-minhash`` adds the lean MinHash). ``--words`` sets the record length
+(``--pipeline issue-minhash`` adds MinHash with its defaults: num_perm=128, exact verification). ``--words`` sets the record length
 (220 words: ~1 KB per record, so 10M records make ~10 GB); ``--corpus`` runs on a corpus
 written beforehand (one size). Candidate: ``executors.run(..., batch_size=100_000)`` writing
 Parquet shards. Results go to benchmarks/results/scaling.md.
@@ -34,7 +34,7 @@ PIPELINES = {
     "light": "normalize, quality, dedup.exact",
     "issue": "normalize, quality, dedup.exact, langid(keep=en/fr/de), decontaminate(GSM8K + HumanEval, n=13)",
     "issue-minhash": "normalize, quality, dedup.exact, langid(keep=en/fr/de), decontaminate(GSM8K + HumanEval, "
-                     "n=13), dedup.minhash(num_perm=64, verify=False)",
+                     "n=13), dedup.minhash (threshold 0.8, num_perm=128, verify='exact')",
 }
 BENCHMARKS = ROOT.parent / "shared" / "data" / "benchmarks"
 
@@ -50,7 +50,7 @@ def _steps(pipeline: str) -> list:
         steps = [ik.normalize(), ik.quality(), ik.dedup.exact(), ik.langid(keep=["en", "fr", "de"]),
                  ik.decontaminate(benchmarks)]
         if pipeline == "issue-minhash":
-            steps.append(ik.dedup.minhash(num_perm=64, verify=False))
+            steps.append(ik.dedup.minhash())
         return steps
     if pipeline == "lean":
         return [ik.normalize(), ik.quality(), ik.dedup.exact(), ik.dedup.minhash(num_perm=64, verify=False)]

@@ -166,6 +166,57 @@ def test_refuses_foreign_folder(jsonl: Path, tmp_path: Path) -> None:
         run(STEPS, jsonl, output=tmp_path / "out")
 
 
+def _with_ids(path: Path, ids: list[str]) -> Path:
+    path.write_text("".join(json.dumps({"id": i, "instruction": f"task {i}", "output": "ok"}) + "\n" for i in ids))
+    return path
+
+
+@pytest.mark.parametrize("with_global", [False, True])
+def test_repeated_id_across_batches_is_an_error(tmp_path: Path, with_global: bool) -> None:
+    ids = [f"r{i}" for i in range(100)]
+    ids[87] = "r12"  # batch 2 repeats an id of batch 0
+    path = _with_ids(tmp_path / "c.jsonl", ids)
+    steps = [Shout(), *([FirstOfText()] if with_global else [])]
+    where = r"input batch 2 \(.*c\.jsonl, 20 records from line 81\) and in input batch 0 \(.*line 1\)"
+    with pytest.raises(ValueError, match=rf"id 'r12' appears in {where}: ids must be unique"):
+        run(steps, path, batch_size=40, output=tmp_path / "out")
+    shards = json.loads((tmp_path / "out" / "manifest.json").read_text())["shards"]
+    # with a global step the check ends the observe pass, before any shard is written
+    assert sorted(shards) == ([] if with_global else ["0", "1"])
+    ids[87] = "r87"
+    ids[30] = "r31"  # inside one batch
+    with pytest.raises(ValueError, match=r"id 'r31' appears in input batch 0 \(.*\): ids must"):
+        run(steps, _with_ids(tmp_path / "d.jsonl", ids), batch_size=40, output=tmp_path / "out2")
+
+
+def test_resumed_run_checks_ids_against_finished_shards(tmp_path: Path) -> None:
+    ids = [f"r{i}" for i in range(160)]
+    ids[130] = "r5"  # batch 3 repeats an id of batch 0
+    path = _with_ids(tmp_path / "c.jsonl", ids)
+    steps = [Shout(), Tripwire(fail_id="r85")]  # stops in batch 2, before batch 3 is read
+    Tripwire.armed = True
+    with pytest.raises(RuntimeError, match="injected failure"):
+        run(steps, path, batch_size=40, output=tmp_path / "out")
+    Tripwire.armed = False
+    with pytest.raises(ValueError, match=r"id 'r5' appears in input batch 3 .* and in input batch 0"):
+        run(steps, path, batch_size=40, output=tmp_path / "out")
+
+
+def test_id_ledger_tells_hash_collisions_from_repeats() -> None:
+    import numpy as np
+
+    from instructkit.executors.ids import IdLedger
+
+    batches = {0: pl.Series(["a", "b"]), 1: pl.Series(["c", "d"]), 2: pl.Series(["e", "e"])}
+    ledger = IdLedger(batches.__getitem__)
+    ledger.add(0, np.array([1, 2], np.uint64))
+    ledger.add(1, np.array([2, 3], np.uint64))  # "c" shares a hash with "b": not a repeat
+    assert len(ledger) == 4 and ledger.nbytes() == 4 * 12
+    assert ledger.hashes.tolist() == [1, 2, 2, 3] and ledger.batches.tolist() == [0, 0, 1, 1]
+    with pytest.raises(ValueError, match="id 'e' appears in input batch 2: ids must be unique"):
+        ledger.add(2, np.array([9, 9], np.uint64))
+
+
 # --- scan ------------------------------------------------------------------------------------
 
 
@@ -254,6 +305,13 @@ def test_ray_equals_local(mixed_inputs: Scan, tmp_path: Path) -> None:
         distributed = run(steps, mixed_inputs, executor="ray", output=tmp_path / "ray")
         # Ray Data drops empty blocks; an empty input still gets its (empty) shard
         nothing = run(steps, ik.Dataset(), executor="ray", output=tmp_path / "empty")
+        ids = [f"r{i}" for i in range(100)]
+        ids[87] = "r12"
+        repeated = _with_ids(tmp_path / "repeated.jsonl", ids)
+        for with_global in (False, True):
+            with pytest.raises(ValueError, match=r"id 'r12' appears in input batch 2 .* and in input batch 0"):
+                run([Shout(), *([FirstOfText()] if with_global else [])], repeated, executor="ray",
+                    batch_size=40, output=tmp_path / f"repeated-{with_global}")
     finally:
         ray.shutdown()
     assert len(distributed.shards) == len(local.shards) == 7  # 5 JSONL + 2 Parquet batches
@@ -266,6 +324,45 @@ def test_ray_equals_local(mixed_inputs: Scan, tmp_path: Path) -> None:
     steps_seen = set(local_removed["step"])
     assert {"read", "test.min_chars", "test.first_of_text", "decontaminate", "dedup.minhash"} <= steps_seen
     assert len(nothing.shards) == 1 and nothing.records_out == 0
+    # MinHash's band hashes went through a Ray shuffle, not a grouping on the driver
+    manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
+    (shuffle,) = [g["shuffle"] for g in manifest["globals"].values() if g["step"] == "dedup.minhash"]
+    assert shuffle["band_rows"] > 0 and shuffle["pairs"] > 0 and shuffle["partitions"] >= 1
+
+
+def test_band_shuffle_finds_the_local_pairs() -> None:
+    """The Ray band shuffle gives the candidate pairs, and so the drops, of the local grouping,
+    with and without a reference set."""
+    pytest.importorskip("ray", reason="the Ray executor needs ray (pip install instructkit[ray])")
+    import numpy as np
+    import ray
+
+    from instructkit.dedup.minhash import Bands, band_candidates
+    from instructkit.executors.ray_minhash import BandShuffle
+
+    corpus = ik.synth.near_duplicates(3_000, words=40, seed=3).to_polars().drop("dup_of", "jaccard")
+    reference = corpus.slice(2_500, 300)
+    corpus = corpus.slice(0, 2_500)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        for verify, against in (("exact", None), ("none", ik.Dataset(reference))):
+            step = ik.dedup.minhash(threshold=0.7, verify=verify, against=against)
+            states = [step.observe(corpus.slice(s, 600)) for s in range(0, corpus.height, 600)]
+            shuffle, seen = BandShuffle(partitions=3), {}
+
+            def recorded(bands: Bands, shuffle: BandShuffle = shuffle, seen: dict = seen) -> Any:
+                seen["ray"], seen["local"] = shuffle(bands), band_candidates(bands)
+                return seen["ray"]
+
+            drops = step.decide(states, candidates=recorded)
+            ray_pairs, local_pairs = ({tuple(p) for p in np.stack(seen[k], axis=1).tolist()} for k in ("ray", "local"))
+            assert ray_pairs == local_pairs and len(ray_pairs) > 100, verify
+            n_ref = 300 if against is not None else 0
+            assert shuffle.band_rows == (corpus.height + n_ref) * step.banding()[0] and shuffle.partitions == 3
+            local = step.decide(states)
+            assert len(local) > 100 and drops.equals(local), verify
+    finally:
+        ray.shutdown()
 
 
 def test_ray_blocks_roundtrip(mixed_inputs: Scan) -> None:

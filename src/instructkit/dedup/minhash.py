@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -84,6 +84,55 @@ class Clusters:
     jaccard: np.ndarray  # estimated Jaccard of each record with its kept record
     candidates: int  # candidate pairs from the bands
     verified: int  # candidate pairs that passed verification
+
+
+@dataclass(frozen=True)
+class Bands:
+    """The band hashes of every record of one ``decide``: the parts (batches, the reference
+    first) in order, record ``i`` of the whole being record ``i - offset`` of its part.
+    """
+
+    parts: list[Signatures]
+    reader: Rows
+    banding: tuple[int, int]
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """Global index of each part's first record."""
+        return self.reader.offsets[:-1]
+
+    def active(self, k: int) -> np.ndarray:
+        """Records of part ``k`` that take part (an empty text is never a duplicate)."""
+        return self.parts[k].shingles > 0
+
+    def keys(self, k: int) -> Iterator[np.ndarray]:
+        """The uint64 hashes of part ``k``, one band after the other: read from its spill
+        file, or recomputed from its signatures when it was observed under another banding
+        (a threshold sweep)."""
+        part = self.parts[k]
+        if part.banding == self.banding:
+            for band in range(self.banding[0]):
+                yield part.band(band)
+        else:
+            yield from self.reader.band_keys(k, *self.banding)
+
+
+#: Finds candidate pairs ``(first, other)`` (global indexes, ``first < other``) from
+#: :class:`Bands`: records that share a band hash, each linked to the bucket's first record.
+Candidates = Callable[[Bands], tuple[np.ndarray, np.ndarray]]
+
+
+def band_candidates(bands: Bands) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs found in this process, one band at a time (the default)."""
+    active = np.concatenate([bands.active(k) for k in range(len(bands.parts))])
+    per_part = [bands.keys(k) for k in range(len(bands.parts))]
+    left, right = [], []
+    for _ in range(bands.banding[0]):
+        a, b = K.bucket_edges(np.concatenate([next(keys) for keys in per_part]), active)
+        left.append(a)
+        right.append(b)
+    empty = np.empty(0, np.int64)
+    return (np.concatenate(left) if left else empty), (np.concatenate(right) if right else empty)
 
 
 class MinHash(Global):
@@ -216,8 +265,13 @@ class MinHash(Global):
     def _verify_mode(self) -> str:
         return {True: "exact", False: "none"}.get(self.verify, self.verify)  # type: ignore[arg-type]
 
-    def cluster(self, states: Sequence[Signatures]) -> Clusters:
-        """Candidates from the bands, verified, joined by union-find (see :meth:`decide`)."""
+    def cluster(self, states: Sequence[Signatures], candidates: Candidates | None = None) -> Clusters:
+        """Candidates from the bands, verified, joined by union-find (see :meth:`decide`).
+
+        ``candidates`` finds the candidate pairs from the band hashes; the default,
+        :func:`band_candidates`, groups each band's hashes in this process (the Ray
+        executor passes a shuffle on Ray Data instead: same pairs, found by the workers).
+        """
         ref = load_reference(self.against)
         parts = list(states)
         n_ref = 0
@@ -232,34 +286,20 @@ class MinHash(Global):
         if any(p.num_perm != self.num_perm for p in parts):
             raise ValueError(f"states were observed with num_perm={parts[0].num_perm}, not {self.num_perm}")
         ids = pl.concat([p.ids for p in parts])
-        shingles = np.concatenate([p.shingles for p in parts])
         lengths = np.concatenate([p.lengths for p in parts])
         reader = Rows([(p.spill, len(p), p.num_perm, p.shingles) for p in parts])
         n = len(ids)
         is_ref = np.zeros(n, dtype=bool)
         is_ref[:n_ref] = True
 
-        # one band at a time from the files; a state observed under another banding (a
-        # threshold sweep) gets its band hashes again from its spilled signatures
-        bands, rows = self.banding()
-        again = {k: reader.band_keys(k, bands, rows) for k, p in enumerate(parts) if p.banding != (bands, rows)}
-        active = shingles > 0
-        left_parts, right_parts = [], []
-        for band in range(bands):
-            keys = np.concatenate([again[k][band] if k in again else p.band(band) for k, p in enumerate(parts)])
-            a, b = K.bucket_edges(keys, active)
-            left_parts.append(a)
-            right_parts.append(b)
-        del again
-        left = np.concatenate(left_parts) if left_parts else np.empty(0, np.int64)
-        right = np.concatenate(right_parts) if right_parts else np.empty(0, np.int64)
+        left, right = (candidates or band_candidates)(Bands(parts, reader, self.banding()))
         # the same pair shows up in several bands: keep it once (first < other already)
         pair = np.unique(left * n + right)
         lo, hi = pair // n, pair % n
         # the reference is not deduplicated: links inside it would only chain clusters
         keep_edge = ~(is_ref[lo] & is_ref[hi])
         lo, hi = lo[keep_edge], hi[keep_edge]
-        candidates = lo.size
+        candidates_found = lo.size
         mode = self._verify_mode()
         if mode == "exact" and lo.size:
             if not all(p.has_hashes for p in parts):
@@ -275,11 +315,12 @@ class MinHash(Global):
         jaccard = np.ones(n)
         if others.size:
             jaccard[others] = reader.jaccard(others, kept[others], exact=False, num_perm=self.num_perm)
-        return Clusters(ids, root, kept, is_ref, jaccard, int(candidates), int(lo.size))
+        return Clusters(ids, root, kept, is_ref, jaccard, int(candidates_found), int(lo.size))
 
-    def decide(self, states: list[Any]) -> pl.DataFrame:
-        """Drops: every record of a cluster but the kept one, with reason ``near_duplicate``."""
-        c = self.cluster(states)
+    def decide(self, states: list[Any], candidates: Candidates | None = None) -> pl.DataFrame:
+        """Drops: every record of a cluster but the kept one, with reason ``near_duplicate``
+        (``candidates`` as in :meth:`cluster`)."""
+        c = self.cluster(states, candidates)
         return drops_frame(c.ids, c.root, c.kept, c.is_ref, "near_duplicate", {"jaccard": c.jaccard})
 
 

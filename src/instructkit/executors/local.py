@@ -15,6 +15,11 @@ The output folder holds::
     removed/part-00000.parquet  removed log of batch 0 (read errors included)
     state/global-3.parquet   rows dropped by the global step at position 3
     state/spill-3/           batches entering the pass after step 3 (deleted when done)
+    state/ids-00000.npy      64-bit hashes of batch 0's ids (pipelines without global steps)
+
+Ids must be unique across the whole input (global steps drop by id): the pass that reads
+the source checks them with an :class:`~instructkit.executors.ids.IdLedger`, 12 bytes per
+record, and stops at the first repeated id, naming it and the two batches.
 
 A run that stops (crash, Ctrl-C, a killed machine) resumes from the manifest: finished
 shards and decided global steps are not redone.
@@ -32,10 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import polars as pl
 
 from instructkit._progress import progress
 from instructkit.dataset import Dataset
+from instructkit.executors.ids import IdLedger, hash_ids
 from instructkit.schema import SCHEMA, conform, empty_removed
 from instructkit.transform import Transform, apply_drops
 
@@ -166,9 +173,10 @@ def observe_batch(
     return state, time.perf_counter() - start
 
 
-def decide(step: Transform, states: list[Any]) -> pl.DataFrame:
-    """Run ``decide`` and check its answer: unique ids with a reason each."""
-    drops = step.decide(states)
+def decide(step: Transform, states: list[Any], **options: Any) -> pl.DataFrame:
+    """Run ``decide`` (with ``options``, such as MinHash's ``candidates``) and check its
+    answer: unique ids with a reason each."""
+    drops = step.decide(states, **options)
     missing = {"id", "reason"} - set(drops.columns)
     if missing:
         raise ValueError(f"step {step.name!r}: decide() returned no {sorted(missing)} column(s)")
@@ -400,6 +408,9 @@ def run_local(
     manifest = Manifest(output, fingerprint(steps, source, fmt), resume)
     drops = manifest.drops()
     positions = global_positions(steps)
+    # ids are checked on the pass that reads the source; a pass after a decided global step
+    # reads a spill of batches that were checked when it was written
+    ledger = id_ledger(source)
     previous: int | None = None  # global position whose spill feeds the next pass
     for position in positions:
         if position not in drops:
@@ -410,7 +421,7 @@ def run_local(
             spill.mkdir(parents=True)
             first = 0 if previous is None else previous
             for index, dataset in progress(
-                _stage_input(source, manifest, previous, ()), desc=f"observe {step.name}", unit="batch"
+                _stage_input(source, manifest, previous, (), ledger), desc=f"observe {step.name}", unit="batch"
             ):
                 dataset = run_steps(steps, dataset, drops, start=first, stop=position)
                 t0 = time.perf_counter()
@@ -431,7 +442,17 @@ def run_local(
 
     done = set(manifest.shards)
     first = 0 if previous is None else previous
-    for index, dataset in progress(_stage_input(source, manifest, previous, done), desc="run", unit="batch"):
+    reading_source = previous is None
+    if reading_source:
+        # this pass reads the source, so a resumed one checks its ids against those of the
+        # finished shards, kept beside them
+        for index in sorted(done):
+            ledger.add(index, np.load(output / "state" / f"ids-{index:05d}.npy"))
+    for index, dataset in progress(
+        _stage_input(source, manifest, previous, done, ledger if reading_source else None), desc="run", unit="batch"
+    ):
+        if reading_source:
+            np.save(output / "state" / f"ids-{index:05d}.npy", hash_ids(dataset.to_polars()["id"]))
         dataset = run_steps(steps, dataset, drops, start=first)
         manifest.record_shard(index, write_shard(dataset, output, index, fmt))
     if previous is not None:
@@ -440,18 +461,45 @@ def run_local(
 
 
 def _stage_input(
-    source: Source, manifest: Manifest, previous: int | None, skip: set[int] | tuple[()]
+    source: Source,
+    manifest: Manifest,
+    previous: int | None,
+    skip: set[int] | tuple[()],
+    ledger: IdLedger | None = None,
 ) -> Iterator[tuple[int, Dataset]]:
-    """Batches entering a pass: from the source, or from the spill of the global step before."""
+    """Batches entering a pass: from the source (their ids shown to ``ledger``), or from the
+    spill of the global step before."""
     if previous is None:
         for split, frame, removed in source.batches(skip=skip):
             if split.index not in skip:
+                if ledger is not None:
+                    ledger.add(split.index, hash_ids(frame["id"]))
                 yield split.index, Dataset(frame, removed)
         return
     spill = manifest.out / manifest.globals[previous]["spill"]
     for index in manifest.globals[previous]["batches"]:
         if index not in skip:
             yield index, _read_spill(spill, index)
+
+
+def id_ledger(source: Source) -> IdLedger:
+    """An :class:`~instructkit.executors.ids.IdLedger` that reads ``source``'s batches again
+    to confirm a repeated id, and names a batch by its file and lines."""
+    splits: dict[int, Any] = {}
+
+    def split(index: int) -> Any:
+        if not splits:  # only on a repeated hash: listing JSONL splits reads the files
+            splits.update((s.index, s) for s in source.splits())
+        return splits[index]
+
+    def where(index: int) -> str:
+        s = split(index)
+        if getattr(s, "path", None) is None:
+            return f"input batch {index}"
+        unit = f"line {s.first_line}" if s.kind in ("jsonl", "jsonl.gz") else f"row {s.first_row}"
+        return f"input batch {index} ({s.path}, {s.rows} records from {unit})"
+
+    return IdLedger(lambda index: source.read_split(split(index))[0]["id"], where)
 
 
 def _write_spill(spill: Path, index: int, dataset: Dataset) -> None:

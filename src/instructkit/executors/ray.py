@@ -10,10 +10,13 @@ Records flow through Ray Data as Arrow blocks:
 - **Map and Filter steps** run as ``map_batches(fn, batch_format="pyarrow")``; ``fn`` turns
   the Arrow batch into a polars frame and runs the steps on it.
 - **Global steps** run their ``observe`` in the same ``map_batches`` (after the steps before
-  them), which returns one Arrow row per batch holding the compact state (MinHash: the
-  signatures; exact dedup: 64-bit hashes; decontamination: index hits). ``decide`` runs on
-  the driver over the collected states in input order (MinHash: the grouping by band hash,
-  verification and connected components), so its answer is the local executor's.
+  them), which returns one Arrow row per batch holding the compact state (MinHash: ids and
+  counts, the signatures and band hashes in a spill file; exact dedup: 64-bit hashes;
+  decontamination: index hits). ``decide`` runs on the driver over the states in input
+  order, so its answer is the local executor's. For MinHash the grouping by band hash is a
+  Ray Data shuffle (:mod:`~instructkit.executors.ray_minhash`: band rows, a hash
+  ``repartition`` on the band hash, buckets turned into candidate pairs on the workers);
+  the driver verifies the pairs and joins them by union-find (connected components).
 - **Broadcast.** The steps, the drops decided so far and the benchmark n-gram indexes of
   ``decontaminate`` steps (built once, on the driver) are put in the object store once per
   pass and fetched once per worker process.
@@ -30,6 +33,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 try:
@@ -42,6 +46,8 @@ except ImportError as e:  # pragma: no cover - depends on the install
     raise ImportError("executor='ray' needs Ray Data: pip install 'instructkit[ray]'") from e
 
 from instructkit.dataset import Dataset
+from instructkit.dedup.minhash import MinHash
+from instructkit.executors.ids import IdLedger, hash_ids
 from instructkit.executors.local import (
     Manifest,
     RunResult,
@@ -49,9 +55,11 @@ from instructkit.executors.local import (
     decide,
     fingerprint,
     global_positions,
+    id_ledger,
     run_steps,
     write_shard,
 )
+from instructkit.executors.ray_minhash import BandShuffle
 from instructkit.schema import REMOVED_SCHEMA
 from instructkit.transform import Transform
 
@@ -184,7 +192,8 @@ def _observe(batch: pa.Table, job_ref: Any, position: int) -> pa.Table:
     index, dataset = decode(batch)
     if index is None:  # an empty split: the driver observes it (see _empty_split)
         return pa.table({SPLIT: pa.array([], pa.int64()), "state": pa.array([], pa.large_binary()),
-                         "seconds": pa.array([], pa.float64())})
+                         "seconds": pa.array([], pa.float64()), "ids": pa.array([], pa.large_binary())})
+    ids = hash_ids(dataset.to_polars()["id"]).tobytes()
     dataset = run_steps(steps, dataset, drops, stop=position)
     started = time.perf_counter()
     state = steps[position].observe(dataset.to_polars())
@@ -193,6 +202,7 @@ def _observe(batch: pa.Table, job_ref: Any, position: int) -> pa.Table:
         SPLIT: pa.array([index], pa.int64()),
         "state": pa.array([pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)], pa.large_binary()),
         "seconds": pa.array([seconds], pa.float64()),
+        "ids": pa.array([ids], pa.large_binary()),
     })
 
 
@@ -200,9 +210,12 @@ def _process(batch: pa.Table, job_ref: Any, out: str, fmt: str) -> pa.Table:
     steps, drops = _job(job_ref)
     index, dataset = decode(batch)
     if index is None:  # an empty split: the driver writes its shard (see _empty_split)
-        return pa.table({SPLIT: pa.array([], pa.int64()), "entry": pa.array([], pa.string())})
+        return pa.table({SPLIT: pa.array([], pa.int64()), "entry": pa.array([], pa.string()),
+                         "ids": pa.array([], pa.large_binary())})
+    ids = hash_ids(dataset.to_polars()["id"]).tobytes()
     entry = write_shard(run_steps(steps, dataset, drops), Path(out), index, fmt)
-    return pa.table({SPLIT: pa.array([index], pa.int64()), "entry": pa.array([json.dumps(entry)], pa.string())})
+    return pa.table({SPLIT: pa.array([index], pa.int64()), "entry": pa.array([json.dumps(entry)], pa.string()),
+                     "ids": pa.array([ids], pa.large_binary())})
 
 
 # -------------------------------------------------------------------------------------------
@@ -300,8 +313,12 @@ def _run(
             override_num_blocks=max(len(indexes_), 1),
         )
 
+    # ids are checked on the first pass over the source that this run makes in full (a
+    # resumed run's passes were checked when they first ran; see executors.ids)
+    ledger: IdLedger | None = id_ledger(source)
     for position in global_positions(steps):
         if position in drops:
+            ledger = None
             continue
         step = steps[position]
         job = ray.put((list(steps), drops, indexes))
@@ -309,28 +326,47 @@ def _run(
         seconds = 0.0
         # states are unpickled as they arrive, so the driver never holds them twice
         for index, row in _rows(_map(records(sorted(splits)), _observe, job_ref=job, position=position), sorted(splits)):
+            if ledger is not None:
+                ledger.add(index, np.frombuffer(row["ids"], np.uint64))
             observed[index] = pickle.loads(row.pop("state"))
             seconds += row["seconds"]
+        ledger = None
         t0 = time.perf_counter()
         for index in sorted(set(splits) - set(observed)):
             empty = run_steps(steps, _empty_split(source, splits[index]), drops, stop=position)
             observed[index] = step.observe(empty.to_polars())
         states = [observed.pop(i) for i in sorted(splits)]
-        decided = decide(step, states)
+        entry: dict[str, Any] = {"step": step.name}
+        if isinstance(step, MinHash):
+            shuffle = BandShuffle()
+            decided = decide(step, states, candidates=shuffle)
+            entry["shuffle"] = {"band_rows": shuffle.band_rows, "partitions": shuffle.partitions,
+                                "pairs": shuffle.pairs}
+        else:
+            decided = decide(step, states)
         seconds += time.perf_counter() - t0
         del states
         drops[position] = decided
-        manifest.record_global(position, decided, {"step": step.name, "seconds": seconds})
+        manifest.record_global(position, decided, {**entry, "seconds": seconds})
 
     done = set(manifest.shards)
     todo = [i for i in sorted(splits) if i not in done]
+    if ledger is not None:  # no global step: this pass is the check, as in the local executor
+        for index in sorted(done):
+            ledger.add(index, np.load(output / "state" / f"ids-{index:05d}.npy"))
     if todo:
         job = ray.put((list(steps), drops, indexes))
         # shards are recorded as they come back, so an interrupted pass resumes from them
         for index, row in _rows(_map(records(todo), _process, job_ref=job, out=str(output), fmt=fmt), todo):
+            if ledger is not None:
+                hashes = np.frombuffer(row["ids"], np.uint64)
+                ledger.add(index, hashes)
+                np.save(output / "state" / f"ids-{index:05d}.npy", hashes)
             manifest.record_shard(index, json.loads(row["entry"]))
         for index in todo:
             if index not in manifest.shards:
                 dataset = run_steps(steps, _empty_split(source, splits[index]), drops)
+                if ledger is not None:
+                    np.save(output / "state" / f"ids-{index:05d}.npy", np.empty(0, np.uint64))
                 manifest.record_shard(index, write_shard(dataset, output, index, fmt))
     return manifest.result(skipped=len(done), seconds=time.perf_counter() - started)
