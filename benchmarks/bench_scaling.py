@@ -12,7 +12,8 @@ quality, exact dedup, langid and decontamination against GSM8K + HumanEval
 (``--pipeline issue-minhash`` adds MinHash with its defaults: num_perm=128, exact verification). ``--words`` sets the record length
 (220 words: ~1 KB per record, so 10M records make ~10 GB); ``--corpus`` runs on a corpus
 written beforehand (one size). Candidate: ``executors.run(..., batch_size=100_000)`` writing
-Parquet shards. Results go to benchmarks/results/scaling.md.
+Parquet shards; ``--ray`` also runs it on the Ray executor (a local Ray instance).
+Results go to benchmarks/results/scaling.md.
 """
 
 from __future__ import annotations
@@ -65,13 +66,14 @@ def job_memory(path: str, pipeline: str) -> dict:
     return {"records_out": len(out)}
 
 
-def job_stream(path: str, batch_size: int, pipeline: str) -> dict:
+def job_stream(path: str, batch_size: int, pipeline: str, executor: str = "local") -> dict:
     """Candidate: stream batches, write shards (output in a temporary folder)."""
     from instructkit.executors import run
 
     out = Path(tempfile.mkdtemp(prefix="ik-scale-"))
     try:
-        result = run(_steps(pipeline), path, batch_size=batch_size, output=out / "run")
+        options = {"num_cpus": os.cpu_count()} if executor == "ray" else {}
+        result = run(_steps(pipeline), path, executor, batch_size=batch_size, output=out / "run", **options)
         return {"records_out": result.records_out, "shards": len(result.shards)}
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -113,12 +115,16 @@ def state_sizes(n: int = 50_000) -> list[dict]:
         state = step.observe(frame)
         # MinHash keeps its full signatures in a spill file: on disk, not in RAM
         spill = getattr(getattr(state, "spill", None), "path", None)
+        blob = pickle.dumps(state, protocol=5)
         rows.append({
             "step": name,
-            "bytes_per_record": len(pickle.dumps(state, protocol=5)) / frame.height,
+            "bytes_per_record": len(blob) / frame.height,
             "spill_bytes_per_record": os.path.getsize(spill) / frame.height if spill else 0.0,
         })
+        # pickling hands the spill file to the unpickled copy (as a Ray worker does): take
+        # it back, so the file is deleted with the copy
         del state
+        pickle.loads(blob)
     return rows
 
 
@@ -134,6 +140,9 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=100, help="words per synthetic record")
     parser.add_argument("--corpus", type=Path, default=None,
                         help="run on this corpus (written beforehand) instead of generating one; one size")
+    parser.add_argument("--ray", action="store_true",
+                        help="also run the streaming job on the Ray executor (a local Ray instance on "
+                             "every core; its peak RSS is the driver's only)")
     parser.add_argument("--state-sizes", action="store_true",
                         help="print the observe() state per record of each global step and exit")
     args = parser.parse_args()
@@ -159,6 +168,12 @@ def main() -> None:
         row = {"records": n, "file_gb": size_gb, "stream_s": stream["seconds"],
                "stream_rec_per_s": n / stream["seconds"], "stream_peak_mb": stream["peak_rss_mb"],
                "records_out": stream["result"]["records_out"]}
+        if args.ray:
+            on_ray = measure("ray", "bench_scaling:job_stream", repeats=args.repeats, path=str(path),
+                             batch_size=args.batch_size, pipeline=args.pipeline, executor="ray")
+            assert on_ray["result"]["records_out"] == stream["result"]["records_out"], (on_ray, stream)
+            row.update(ray_s=on_ray["seconds"], ray_rec_per_s=n / on_ray["seconds"],
+                       ray_driver_peak_mb=on_ray["peak_rss_mb"], ray_time_ratio=on_ray["seconds"] / stream["seconds"])
         if n <= args.baseline_max:
             memory = measure("memory", "bench_scaling:job_memory", repeats=args.repeats,
                              path=str(path), pipeline=args.pipeline)
@@ -183,6 +198,8 @@ def main() -> None:
         )
     cols = ["records", "file_gb", "records_out", "stream_s", "stream_rec_per_s", "stream_peak_mb",
             "memory_s", "memory_peak_mb", "time_ratio", "rss_ratio"]
+    if args.ray:
+        cols += ["ray_s", "ray_rec_per_s", "ray_driver_peak_mb", "ray_time_ratio"]
     load_end = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     command = "flock /tmp/ik-heavy.lock .venv/bin/python benchmarks/bench_scaling.py " + " ".join(sys.argv[1:])
     text = (
@@ -197,7 +214,9 @@ def main() -> None:
         "peak RSS is the child's VmHWM; seconds include reading and writing. Machine: 2 shared "
         f"cores, 24 GiB, loaded by other jobs (medians of {args.repeats} run(s)).\n\n"
         + markdown_table(rows, cols)
-        + "\ntime_ratio and rss_ratio are streaming / in-memory (lower is better).\n"
+        + "\ntime_ratio and rss_ratio are streaming / in-memory (lower is better)"
+        + ("; ray_time_ratio is the Ray executor / the local one, same corpus and batches" if args.ray else "")
+        + ".\n"
         + steps_md
     )
     args.out.write_text(text)

@@ -166,6 +166,50 @@ def test_refuses_foreign_folder(jsonl: Path, tmp_path: Path) -> None:
         run(STEPS, jsonl, output=tmp_path / "out")
 
 
+KILLER = """
+import os, signal, sys
+import instructkit as ik
+from instructkit.executors import run
+from instructkit.transform import Map
+
+class Kill(Map):
+    name = "test.kill"
+    batches = 0
+
+    def apply(self, frame):
+        Kill.batches += 1
+        if os.environ.get("ARMED") and Kill.batches == 4:  # while MinHash observes batch 3
+            os.kill(os.getpid(), signal.SIGKILL)
+        return frame
+
+result = run([Kill(), ik.dedup.minhash(threshold=0.7)], sys.argv[1], batch_size=700, output=sys.argv[2])
+print(result.records_out)
+"""
+
+
+def test_killed_run_leaves_no_spill_files_behind(tmp_path: Path) -> None:
+    """A run killed while MinHash observes leaves its signature files in the run folder, not
+    the system temp dir, and resuming deletes them."""
+    import os
+    import subprocess
+    import sys
+
+    corpus = ik.synth.corpus(3_000, seed=2, dup_fraction=0.3, path=tmp_path / "c.jsonl")
+    script, out = tmp_path / "killer.py", tmp_path / "out"
+    script.write_text(KILLER)
+    killed = subprocess.run([sys.executable, str(script), str(corpus.path), str(out)],
+                            env={**os.environ, "ARMED": "1"}, capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    left = sorted(p.name for p in (out / "state" / "tmp").iterdir())
+    assert len(left) == 3 and all(n.startswith("instructkit-minhash-") for n in left)  # batches 0-2
+    resumed = subprocess.run([sys.executable, str(script), str(corpus.path), str(out)],
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert not (out / "state" / "tmp").exists()
+    fresh = run([ik.dedup.minhash(threshold=0.7)], corpus.path, batch_size=700)
+    assert int(resumed.stdout.split()[-1]) == fresh.records_out < 3_000
+
+
 def _with_ids(path: Path, ids: list[str]) -> Path:
     path.write_text("".join(json.dumps({"id": i, "instruction": f"task {i}", "output": "ok"}) + "\n" for i in ids))
     return path

@@ -13,7 +13,9 @@ import os
 import tempfile
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,29 @@ from instructkit.dedup import _kernel as K
 
 #: Rows per gather or band-hash recomputation: bounds the pages mapped at once.
 CHUNK = 65536
+
+# where spill files go when the step names no spill_dir: an executor points it into its
+# run folder, so files a killed run leaves behind are found and deleted on resume
+_DEFAULT_DIR: ContextVar[Path | None] = ContextVar("instructkit_spill_dir", default=None)
+
+
+@contextmanager
+def spill_to(directory: str | Path) -> Iterator[Path]:
+    """Send spill files of steps without a ``spill_dir`` to ``directory`` inside the block.
+
+    Example:
+        >>> import tempfile
+        >>> with spill_to(tempfile.mkdtemp()) as folder:
+        ...     f = SpillFile.write(None, [np.arange(4, dtype=np.uint32)])
+        ...     Path(f.path).parent == folder
+        True
+    """
+    folder = Path(directory)
+    token = _DEFAULT_DIR.set(folder)
+    try:
+        yield folder
+    finally:
+        _DEFAULT_DIR.reset(token)
 
 
 def _remove(path: str) -> None:
@@ -55,8 +80,11 @@ class SpillFile:
 
     @classmethod
     def write(cls, directory: str | Path | None, arrays: Sequence[np.ndarray]) -> SpillFile:
-        """A new file in ``directory`` (the system temp dir when None) holding ``arrays``."""
-        folder = Path(directory) if directory is not None else Path(tempfile.gettempdir())
+        """A new file in ``directory`` holding ``arrays``. Without a directory: the one
+        :func:`spill_to` set, else the system temp dir."""
+        if directory is None:
+            directory = _DEFAULT_DIR.get() or tempfile.gettempdir()
+        folder = Path(directory)
         folder.mkdir(parents=True, exist_ok=True)
         path = str(folder / f"instructkit-minhash-{os.getpid()}-{uuid.uuid4().hex}.u32")
         spill = cls(path)

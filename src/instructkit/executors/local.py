@@ -16,6 +16,7 @@ The output folder holds::
     state/global-3.parquet   rows dropped by the global step at position 3
     state/spill-3/           batches entering the pass after step 3 (deleted when done)
     state/ids-00000.npy      64-bit hashes of batch 0's ids (pipelines without global steps)
+    state/tmp/               spill files of global steps (MinHash signatures), while they run
 
 Ids must be unique across the whole input (global steps drop by id): the pass that reads
 the source checks them with an :class:`~instructkit.executors.ids.IdLedger`, 12 bytes per
@@ -42,6 +43,7 @@ import polars as pl
 
 from instructkit._progress import progress
 from instructkit.dataset import Dataset
+from instructkit.dedup._spill import spill_to
 from instructkit.executors.ids import IdLedger, hash_ids
 from instructkit.schema import SCHEMA, conform, empty_removed
 from instructkit.transform import Transform, apply_drops
@@ -407,12 +409,49 @@ def run_local(
     started = time.perf_counter()
     manifest = Manifest(output, fingerprint(steps, source, fmt), resume)
     drops = manifest.drops()
-    positions = global_positions(steps)
     # ids are checked on the pass that reads the source; a pass after a decided global step
     # reads a spill of batches that were checked when it was written
     ledger = id_ledger(source)
-    previous: int | None = None  # global position whose spill feeds the next pass
-    for position in positions:
+    # temporary files of global steps (MinHash signatures) live in the run folder: a killed
+    # run's are deleted here when it resumes
+    scratch = output / "state" / "tmp"
+    shutil.rmtree(scratch, ignore_errors=True)
+    with spill_to(scratch):
+        previous = _observe_passes(steps, source, output, manifest, drops, ledger)
+    shutil.rmtree(scratch, ignore_errors=True)
+
+    done = set(manifest.shards)
+    first = 0 if previous is None else previous
+    reading_source = previous is None
+    if reading_source:
+        # this pass reads the source, so a resumed one checks its ids against those of the
+        # finished shards, kept beside them
+        for index in sorted(done):
+            ledger.add(index, np.load(output / "state" / f"ids-{index:05d}.npy"))
+    for index, dataset in progress(
+        _stage_input(source, manifest, previous, done, ledger if reading_source else None), desc="run", unit="batch"
+    ):
+        if reading_source:
+            np.save(output / "state" / f"ids-{index:05d}.npy", hash_ids(dataset.to_polars()["id"]))
+        dataset = run_steps(steps, dataset, drops, start=first)
+        manifest.record_shard(index, write_shard(dataset, output, index, fmt))
+    if previous is not None:
+        shutil.rmtree(output / manifest.globals[previous]["spill"], ignore_errors=True)
+    return manifest.result(skipped=len(done), seconds=time.perf_counter() - started)
+
+
+def _observe_passes(
+    steps: Sequence[Transform],
+    source: Source,
+    output: Path,
+    manifest: Manifest,
+    drops: dict[int, pl.DataFrame],
+    ledger: IdLedger,
+) -> int | None:
+    """Observe and decide every global step not decided yet (``drops`` gets their answers);
+    return the position of the last one, whose spill feeds the final pass."""
+    previous: int | None = None
+    for position in global_positions(steps):
         if position not in drops:
             step = steps[position]
             states, seconds, batches = [], 0.0, []
@@ -440,24 +479,7 @@ def run_local(
             shutil.rmtree(output / manifest.globals[previous]["spill"], ignore_errors=True)
         previous = position
 
-    done = set(manifest.shards)
-    first = 0 if previous is None else previous
-    reading_source = previous is None
-    if reading_source:
-        # this pass reads the source, so a resumed one checks its ids against those of the
-        # finished shards, kept beside them
-        for index in sorted(done):
-            ledger.add(index, np.load(output / "state" / f"ids-{index:05d}.npy"))
-    for index, dataset in progress(
-        _stage_input(source, manifest, previous, done, ledger if reading_source else None), desc="run", unit="batch"
-    ):
-        if reading_source:
-            np.save(output / "state" / f"ids-{index:05d}.npy", hash_ids(dataset.to_polars()["id"]))
-        dataset = run_steps(steps, dataset, drops, start=first)
-        manifest.record_shard(index, write_shard(dataset, output, index, fmt))
-    if previous is not None:
-        shutil.rmtree(output / manifest.globals[previous]["spill"], ignore_errors=True)
-    return manifest.result(skipped=len(done), seconds=time.perf_counter() - started)
+    return previous
 
 
 def _stage_input(

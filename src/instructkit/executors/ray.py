@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -46,6 +47,7 @@ except ImportError as e:  # pragma: no cover - depends on the install
     raise ImportError("executor='ray' needs Ray Data: pip install 'instructkit[ray]'") from e
 
 from instructkit.dataset import Dataset
+from instructkit.dedup._spill import spill_to
 from instructkit.dedup.minhash import MinHash
 from instructkit.executors.ids import IdLedger, hash_ids
 from instructkit.executors.local import (
@@ -187,7 +189,7 @@ def _job(job_ref: Any) -> tuple[list[Transform], dict[int, pl.DataFrame]]:
     return steps, drops
 
 
-def _observe(batch: pa.Table, job_ref: Any, position: int) -> pa.Table:
+def _observe(batch: pa.Table, job_ref: Any, position: int, scratch: str) -> pa.Table:
     steps, drops = _job(job_ref)
     index, dataset = decode(batch)
     if index is None:  # an empty split: the driver observes it (see _empty_split)
@@ -196,7 +198,8 @@ def _observe(batch: pa.Table, job_ref: Any, position: int) -> pa.Table:
     ids = hash_ids(dataset.to_polars()["id"]).tobytes()
     dataset = run_steps(steps, dataset, drops, stop=position)
     started = time.perf_counter()
-    state = steps[position].observe(dataset.to_polars())
+    with spill_to(scratch):
+        state = steps[position].observe(dataset.to_polars())
     seconds = time.perf_counter() - started
     return pa.table({
         SPLIT: pa.array([index], pa.int64()),
@@ -316,6 +319,10 @@ def _run(
     # ids are checked on the first pass over the source that this run makes in full (a
     # resumed run's passes were checked when they first ran; see executors.ids)
     ledger: IdLedger | None = id_ledger(source)
+    # spill files (MinHash signatures) go to the run folder, which every worker sees: a
+    # killed run's are deleted when it resumes
+    scratch = output / "state" / "tmp"
+    shutil.rmtree(scratch, ignore_errors=True)
     for position in global_positions(steps):
         if position in drops:
             ledger = None
@@ -325,30 +332,33 @@ def _run(
         observed: dict[int, Any] = {}
         seconds = 0.0
         # states are unpickled as they arrive, so the driver never holds them twice
-        for index, row in _rows(_map(records(sorted(splits)), _observe, job_ref=job, position=position), sorted(splits)):
+        observing = _map(records(sorted(splits)), _observe, job_ref=job, position=position, scratch=str(scratch))
+        for index, row in _rows(observing, sorted(splits)):
             if ledger is not None:
                 ledger.add(index, np.frombuffer(row["ids"], np.uint64))
             observed[index] = pickle.loads(row.pop("state"))
             seconds += row["seconds"]
         ledger = None
         t0 = time.perf_counter()
-        for index in sorted(set(splits) - set(observed)):
-            empty = run_steps(steps, _empty_split(source, splits[index]), drops, stop=position)
-            observed[index] = step.observe(empty.to_polars())
-        states = [observed.pop(i) for i in sorted(splits)]
-        entry: dict[str, Any] = {"step": step.name}
-        if isinstance(step, MinHash):
-            shuffle = BandShuffle()
-            decided = decide(step, states, candidates=shuffle)
-            entry["shuffle"] = {"band_rows": shuffle.band_rows, "partitions": shuffle.partitions,
-                                "pairs": shuffle.pairs}
-        else:
-            decided = decide(step, states)
+        with spill_to(scratch):
+            for index in sorted(set(splits) - set(observed)):
+                empty = run_steps(steps, _empty_split(source, splits[index]), drops, stop=position)
+                observed[index] = step.observe(empty.to_polars())
+            states = [observed.pop(i) for i in sorted(splits)]
+            entry: dict[str, Any] = {"step": step.name}
+            if isinstance(step, MinHash):
+                shuffle = BandShuffle()
+                decided = decide(step, states, candidates=shuffle)
+                entry["shuffle"] = {"band_rows": shuffle.band_rows, "partitions": shuffle.partitions,
+                                    "pairs": shuffle.pairs}
+            else:
+                decided = decide(step, states)
         seconds += time.perf_counter() - t0
         del states
         drops[position] = decided
         manifest.record_global(position, decided, {**entry, "seconds": seconds})
 
+    shutil.rmtree(scratch, ignore_errors=True)
     done = set(manifest.shards)
     todo = [i for i in sorted(splits) if i not in done]
     if ledger is not None:  # no global step: this pass is the check, as in the local executor
