@@ -42,6 +42,18 @@ def test_run_recipe_command(tmp_path, capsys):
     assert (tmp_path / "o.jsonl").exists()
 
 
+def test_run_recipe_out_of_core_command(tmp_path, capsys):
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"instruction": f"q{i % 5}", "output": "a"}) + "\n"
+                                               for i in range(20)))
+    (tmp_path / "r.yaml").write_text("inputs: [in.jsonl]\nsteps: [dedup.exact]\n")
+    out = tmp_path / "shards"
+    assert main(["run", str(tmp_path / "r.yaml"), "--batch-size", "8", "--output-dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "dedup.exact" in printed and f"output: {out}" in printed
+    assert sorted(p.name for p in (out / "data").iterdir()) == [f"part-0000{i}.parquet" for i in range(3)]
+    assert sum(len(f) for f in ik.scan(out / "data")) == 5
+
+
 def test_errors_are_reported_not_raised(tmp_path, capsys):
     assert main(["stats", str(tmp_path / "missing.jsonl")]) == 1
     assert "missing.jsonl" in capsys.readouterr().err

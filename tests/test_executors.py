@@ -103,7 +103,7 @@ def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
 
 @pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
 def test_streaming_equals_in_memory(jsonl: Path, tmp_path: Path, fmt: str) -> None:
-    memory = ik.Dataset.from_records(_records(250), source="corpus").pipe(*STEPS)
+    memory = ik.read(jsonl).pipe(*STEPS)
     result = run(STEPS, jsonl, batch_size=40, output=tmp_path / "out", format=fmt)
     streamed = result.to_dataset()
     assert len(result.shards) == 7  # 250 records in batches of 40

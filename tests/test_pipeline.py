@@ -1,3 +1,5 @@
+import json
+
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -97,6 +99,41 @@ def test_run_recipe_reads_runs_writes(tmp_path):
     assert ik.read(result.files["output"])[0]["instruction"] == "a"
     with pytest.raises(ValueError, match="unknown recipe section"):
         run_recipe("steps: []\nstepz: []\n")
+
+
+def test_recipe_runs_out_of_core(tmp_path):
+    from instructkit.pipeline import run_recipe
+
+    lines = [json.dumps({"instruction": f"task {i % 30}", "output": "" if i % 7 == 0 else f"answer {i % 30}"})
+             for i in range(100)]
+    (tmp_path / "a.jsonl").write_text("\n".join(lines[:60]) + "\nnot json\n")
+    (tmp_path / "b.jsonl").write_text("\n".join(lines[60:]) + "\n")
+    recipe = (
+        "inputs: [{path: a.jsonl, on_error: skip}, {path: b.jsonl, on_error: skip}]\n"
+        "steps: [normalize, quality, dedup.exact]\nrun: {batch_size: 25, output: clean}\n"
+    )
+    (tmp_path / "r.yaml").write_text(recipe)
+    result = run_recipe(tmp_path / "r.yaml")
+    assert result.dataset is None and result.run is not None
+    assert len(result.run.shards) == 5  # 61 lines in 3 batches of a.jsonl, 40 in 2 of b.jsonl
+    streamed = result.run.to_dataset()
+    memory = ik.read([tmp_path / "a.jsonl", tmp_path / "b.jsonl"], on_error="skip").pipe(
+        ik.normalize(), ik.quality(), ik.dedup.exact())
+    assert streamed.to_polars().equals(memory.to_polars())
+    assert len(streamed) + streamed.removed.height == 101
+    assert result.report()["records_out"].to_list() == memory.report()["records_out"].to_list()
+    # run= overrides the section: resume=False starts over in the same folder
+    again = run_recipe(tmp_path / "r.yaml", run={"resume": False})
+    assert again.run.skipped == 0 and again.run.records_out == len(memory)
+    with pytest.raises(ValueError, match=r"\['report'\] need the whole dataset in memory"):
+        run_recipe(recipe + "report: r.html\n", base=tmp_path)
+    with pytest.raises(ValueError, match="needs an output folder"):
+        run_recipe("inputs: [a.jsonl]\nsteps: []\nrun: {executor: local}\n", base=tmp_path)
+    with pytest.raises(ValueError, match="share their reader options"):
+        run_recipe("inputs: [{path: a.jsonl, on_error: skip}, b.jsonl]\nsteps: []\nrun: {output: o}\n",
+                   base=tmp_path)
+    with pytest.raises(ValueError, match=r"unknown 'run:' option\(s\) \['workers'\]"):
+        run_recipe("inputs: [a.jsonl]\nsteps: []\nrun: {output: o, workers: 2}\n", base=tmp_path)
 
 
 def test_apply_drops_keeps_earlier_marks():

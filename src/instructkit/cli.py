@@ -49,8 +49,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    p = sub.add_parser("run", help="run a YAML recipe (inputs, steps, output)")
+    p = sub.add_parser("run", help="run a YAML recipe (inputs, steps, output)",
+                       description="Run a YAML recipe. Any of the options below runs it out of core "
+                                   "(they add to or override the recipe's 'run:' section): inputs "
+                                   "scanned in batches, records written to shards in --output-dir.")
     p.add_argument("recipe", type=Path)
+    p.add_argument("--executor", choices=["local", "ray"], default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--output-dir", type=Path, default=None, help="folder for the shards and manifest")
+    p.add_argument("--address", default=None, help="Ray cluster to join (auto, ray://head:10001)")
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance")
+    p.add_argument("--no-resume", action="store_true", help="start over instead of resuming")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("stats", help="counts and lengths of a data file, per source")
@@ -86,8 +95,13 @@ def _print_table(frame: pl.DataFrame) -> None:
 def _run(args: argparse.Namespace) -> int:
     from instructkit.pipeline import run_recipe
 
-    result = run_recipe(args.recipe)
-    _print_table(result.dataset.report())
+    run = {k: v for k, v in {
+        "executor": args.executor, "batch_size": args.batch_size,
+        "output": str(args.output_dir.resolve()) if args.output_dir else None,
+        "address": args.address, "num_cpus": args.num_cpus, "resume": False if args.no_resume else None,
+    }.items() if v is not None}
+    result = run_recipe(args.recipe, run=run or None)
+    _print_table(result.report())
     for kind, path in result.files.items():
         print(f"{kind}: {path}")
     return 0

@@ -23,13 +23,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import yaml
 
 from instructkit.dataset import Dataset
 from instructkit.transform import Transform, from_config
+
+if TYPE_CHECKING:
+    from instructkit.executors.local import RunResult
 
 
 class Pipeline:
@@ -110,17 +113,40 @@ class Pipeline:
 
 @dataclass
 class RecipeResult:
-    """What :func:`run_recipe` produced: the clean data, the eval split and written files."""
+    """What :func:`run_recipe` produced: the clean data, the eval split and written files;
+    for a recipe with a ``run:`` section, the out-of-core run (``dataset`` is then None:
+    the records are in the shards of ``run.output``)."""
 
-    dataset: Dataset
+    dataset: Dataset | None
     eval: Dataset | None = None
     files: dict[str, Path] = field(default_factory=dict)
+    run: RunResult | None = None
+
+    def report(self) -> pl.DataFrame:
+        """Per step: records in and out, removed by reason, seconds."""
+        if self.run is not None:
+            return self.run.report()
+        assert self.dataset is not None
+        return self.dataset.report()
 
 
-def run_recipe(path_or_text: str | Path, base: str | Path | None = None) -> RecipeResult:
+#: Keys of a recipe's ``run:`` section (see :func:`instructkit.executors.run`).
+RUN_OPTIONS = ("executor", "batch_size", "output", "format", "resume", "address", "num_cpus")
+
+
+def run_recipe(
+    path_or_text: str | Path, base: str | Path | None = None, run: dict[str, Any] | None = None
+) -> RecipeResult:
     """Run a whole recipe: read inputs, mix, run the steps, split, write, report.
 
-    Relative paths resolve against the recipe's folder (or ``base``).
+    Relative paths resolve against the recipe's folder (or ``base``). A ``run:`` section
+    (or ``run=``, whose keys override it) runs the steps out of core instead: inputs are
+    scanned in batches and the records go to shards in ``run.output``, on the ``local`` or
+    the ``ray`` executor (see :func:`instructkit.executors.run` and docs/scaling.md)::
+
+        inputs: [{path: corpus/*.jsonl.gz, on_error: skip}]
+        steps: [normalize, quality, dedup.exact, dedup.minhash]
+        run: {executor: local, batch_size: 100000, output: clean/}
 
     Example:
         >>> from instructkit.pipeline import run_recipe
@@ -130,10 +156,12 @@ def run_recipe(path_or_text: str | Path, base: str | Path | None = None) -> Reci
     if base is None:
         base = Path(path_or_text).parent if _is_path(path_or_text) else Path.cwd()
     base = Path(base)
-    known = {"inputs", "mix", "steps", "output", "split", "removed", "report"}
+    known = {"inputs", "mix", "steps", "output", "split", "removed", "report", "run"}
     unknown = set(config) - known
     if unknown:
         raise ValueError(f"unknown recipe section(s) {sorted(unknown)}; known: {sorted(known)}")
+    if run is not None or config.get("run") is not None:
+        return _run_out_of_core(config, base, {**(config.get("run") or {}), **(run or {})})
     dataset = _read_inputs(config.get("inputs"), base)
     if config.get("mix"):
         from instructkit.sampling.mix import mix_from_config
@@ -178,20 +206,57 @@ def write_removed(removed: pl.DataFrame, path: str | Path) -> Path:
     return path
 
 
-def _read_inputs(inputs: Any, base: Path) -> Dataset:
-    from instructkit.dataset import concat
-    from instructkit.io.read import read
+def _run_out_of_core(config: dict[str, Any], base: Path, options: dict[str, Any]) -> RecipeResult:
+    from instructkit.io.scan import scan
 
+    in_memory = sorted(k for k in ("mix", "split", "output", "removed", "report") if config.get(k))
+    if in_memory:
+        raise ValueError(
+            f"recipe section(s) {in_memory} need the whole dataset in memory, and this recipe runs "
+            "out of core ('run:'): its records and removed log go to shards in run.output "
+            "(read them back with ik.scan). Drop those sections, or the 'run:' section."
+        )
+    unknown = sorted(set(options) - set(RUN_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown 'run:' option(s) {unknown}; known: {list(RUN_OPTIONS)}")
+    if not options.get("output"):
+        raise ValueError("an out-of-core run needs an output folder: run: {output: clean/}")
+    options["output"] = base / options["output"]
+    entries = _input_entries(config.get("inputs"), base)
+    readers = [{k: v for k, v in e.items() if k != "path"} for e in entries]
+    if any(r != readers[0] for r in readers):
+        raise ValueError(
+            "an out-of-core run scans its inputs as one stream, so they must share their reader "
+            f"options (format, mapping, source, on_error); got {readers}"
+        )
+    paths = [p for e in entries for p in (e["path"] if isinstance(e["path"], list) else [e["path"]])]
+    source = scan(paths, batch_size=options.pop("batch_size", 100_000), **readers[0])
+    result = Pipeline.from_config({"steps": config.get("steps") or []}).run(source, **options)
+    return RecipeResult(None, files={"output": options["output"]}, run=result)
+
+
+def _input_entries(inputs: Any, base: Path) -> list[dict[str, Any]]:
+    """The recipe's ``inputs`` as ``{path, **reader options}`` with paths resolved."""
     if not inputs:
         raise ValueError("a recipe run needs an 'inputs' list of {path: ...} entries")
     if isinstance(inputs, (str, dict)):
         inputs = [inputs]
-    datasets = []
+    entries = []
     for entry in inputs:
         entry = {"path": entry} if isinstance(entry, str) else dict(entry)
-        path = entry.pop("path")
-        paths = [base / p for p in path] if isinstance(path, list) else base / path
-        datasets.append(read(paths, **entry))
+        path = entry["path"]
+        entry["path"] = [base / p for p in path] if isinstance(path, list) else base / path
+        entries.append(entry)
+    return entries
+
+
+def _read_inputs(inputs: Any, base: Path) -> Dataset:
+    from instructkit.dataset import concat
+    from instructkit.io.read import read
+
+    datasets = []
+    for entry in _input_entries(inputs, base):
+        datasets.append(read(entry.pop("path"), **entry))
     return datasets[0] if len(datasets) == 1 else concat(datasets)
 
 

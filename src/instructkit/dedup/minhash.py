@@ -164,8 +164,9 @@ class MinHash(Global):
     Memory: the state of a batch keeps in RAM only its ids and two 4-byte counts per
     record (~40 bytes per record); the full signatures (``4 x num_perm`` bytes per
     record), the band hashes (8 bytes per band) and, for ``verify="exact"``, the shingle
-    hashes (4 bytes per shingle) go to a temporary file in ``spill_dir`` (the system temp
-    dir by default), read back by ``decide`` and deleted with the state. A state moved to another process (pickled, as the Ray executor does) takes the
+    hashes (4 bytes per shingle) go to a temporary file in ``spill_dir`` (by default the
+    run folder's ``state/tmp`` under an executor, else the system temp dir), read back by
+    ``decide`` and deleted with the state. A state moved to another process (pickled, as the Ray executor does) takes the
     file along by path: ``spill_dir`` must then be on a disk that process sees.
 
     Example:

@@ -140,6 +140,27 @@ def as_source(source: Any, batch_size: int) -> Source:
 # running steps on one batch (shared by the local and the Ray executor)
 
 
+def read_label(source: Source) -> str | None:
+    """What a batch's ``read`` history entry names, for sources that read files (None for an
+    in-memory source: its records were read, and logged, before the run)."""
+    from instructkit.io.scan import Scan
+
+    return repr(source) if isinstance(source, Scan) else None
+
+
+def from_source(frame: pl.DataFrame, removed: pl.DataFrame, seconds: float, label: str | None) -> Dataset:
+    """A batch as read: its records, its read errors and (for files) its ``read`` history
+    entry, so a streamed run's report starts with the reader's row as ``ik.read``'s does."""
+    if label is None:
+        return Dataset(frame, removed)
+    entry = {
+        "step": "read", "kind": "read", "params": label, "records_in": frame.height + removed.height,
+        "records_out": frame.height, "removed": removed.height,
+        "by_reason": dict(Counter(removed["reason"].to_list()).most_common()), "seconds": seconds,
+    }
+    return Dataset(frame, removed, [entry])
+
+
 def global_positions(steps: Sequence[Transform]) -> list[int]:
     """Positions of the ``Global`` steps in ``steps``."""
     return [i for i, s in enumerate(steps) if s.kind == "global"]
@@ -492,12 +513,18 @@ def _stage_input(
     """Batches entering a pass: from the source (their ids shown to ``ledger``), or from the
     spill of the global step before."""
     if previous is None:
-        for split, frame, removed in source.batches(skip=skip):
+        label = read_label(source)
+        batches = iter(source.batches(skip=skip))
+        while True:
+            started = time.perf_counter()
+            try:
+                split, frame, removed = next(batches)
+            except StopIteration:
+                return
             if split.index not in skip:
                 if ledger is not None:
                     ledger.add(split.index, hash_ids(frame["id"]))
-                yield split.index, Dataset(frame, removed)
-        return
+                yield split.index, from_source(frame, removed, time.perf_counter() - started, label)
     spill = manifest.out / manifest.globals[previous]["spill"]
     for index in manifest.globals[previous]["batches"]:
         if index not in skip:

@@ -56,8 +56,10 @@ from instructkit.executors.local import (
     Source,
     decide,
     fingerprint,
+    from_source,
     global_positions,
     id_ledger,
+    read_label,
     run_steps,
     write_shard,
 )
@@ -67,6 +69,8 @@ from instructkit.transform import Transform
 
 #: Column of every block: the index of the input split its rows come from.
 SPLIT = "_ik_split"
+#: Column of every block: seconds its read task spent reading the split.
+READ_SECONDS = "_ik_read_seconds"
 # read errors ride in the block as rows with these columns set (the removed log's step,
 # reason and detail); records have them null
 _READ = {"step": "_ik_read_step", "reason": "_ik_read_reason", "detail": "_ik_read_detail"}
@@ -88,8 +92,9 @@ def _get(ref: Any) -> Any:
 # records <-> Arrow blocks
 
 
-def encode(index: int, frame: pl.DataFrame, removed: pl.DataFrame) -> pa.Table:
-    """One split as one Arrow block: its records, then its read errors as marked rows.
+def encode(index: int, frame: pl.DataFrame, removed: pl.DataFrame, seconds: float = 0.0) -> pa.Table:
+    """One split as one Arrow block: its records, then its read errors as marked rows
+    (``seconds``: the time reading it took, for the run's report).
 
     Example:
         >>> import instructkit as ik
@@ -105,12 +110,16 @@ def encode(index: int, frame: pl.DataFrame, removed: pl.DataFrame) -> pa.Table:
     if removed.height:
         parts.append(removed.rename(_READ))
     block = pl.concat(parts, how="diagonal_relaxed") if len(parts) > 1 else parts[0]
-    return block.with_columns(pl.lit(index, dtype=pl.Int64).alias(SPLIT)).to_arrow()
+    return block.with_columns(
+        pl.lit(index, dtype=pl.Int64).alias(SPLIT), pl.lit(seconds, dtype=pl.Float64).alias(READ_SECONDS)
+    ).to_arrow()
 
 
-def decode(batch: pa.Table) -> tuple[int | None, Dataset]:
+def decode(batch: pa.Table, label: str | None = None) -> tuple[int | None, Dataset]:
     """The split index and the records (read errors as removed log) of a block made by
-    :func:`encode`; the index is None for an empty block (an empty split)."""
+    :func:`encode`, with a ``read`` history entry naming ``label`` when given (see
+    :func:`~instructkit.executors.local.from_source`); the index is None for an empty
+    block (an empty split)."""
     rows = pl.from_arrow(batch)
     assert isinstance(rows, pl.DataFrame)
     if rows.height == 0:
@@ -122,11 +131,11 @@ def decode(batch: pa.Table) -> tuple[int | None, Dataset]:
             "input split (instructkit sets DataContext.target_max_block_size=None for this)"
         )
     failed = pl.col(_READ["reason"]).is_not_null()
-    frame = rows.filter(~failed).drop(SPLIT, *_READ.values())
+    frame = rows.filter(~failed).drop(SPLIT, READ_SECONDS, *_READ.values())
     removed = rows.filter(failed).select(
         [pl.col(_READ.get(c, c)).cast(t).alias(c) for c, t in REMOVED_SCHEMA.items()]
     )
-    return int(splits[0]), Dataset(frame, removed)
+    return int(splits[0]), from_source(frame, removed, float(rows[READ_SECONDS][0]), label)
 
 
 class SplitDatasource(Datasource):
@@ -166,8 +175,9 @@ class SplitDatasource(Datasource):
 
 def _reader(source_ref: Any, split: Any) -> Any:
     def read() -> Iterator[pa.Table]:
+        started = time.perf_counter()
         frame, removed = _get(source_ref).read_split(split)
-        yield encode(split.index, frame, removed)
+        yield encode(split.index, frame, removed, time.perf_counter() - started)
 
     return read
 
@@ -189,9 +199,9 @@ def _job(job_ref: Any) -> tuple[list[Transform], dict[int, pl.DataFrame]]:
     return steps, drops
 
 
-def _observe(batch: pa.Table, job_ref: Any, position: int, scratch: str) -> pa.Table:
+def _observe(batch: pa.Table, job_ref: Any, position: int, scratch: str, label: str | None) -> pa.Table:
     steps, drops = _job(job_ref)
-    index, dataset = decode(batch)
+    index, dataset = decode(batch, label)
     if index is None:  # an empty split: the driver observes it (see _empty_split)
         return pa.table({SPLIT: pa.array([], pa.int64()), "state": pa.array([], pa.large_binary()),
                          "seconds": pa.array([], pa.float64()), "ids": pa.array([], pa.large_binary())})
@@ -209,9 +219,9 @@ def _observe(batch: pa.Table, job_ref: Any, position: int, scratch: str) -> pa.T
     })
 
 
-def _process(batch: pa.Table, job_ref: Any, out: str, fmt: str) -> pa.Table:
+def _process(batch: pa.Table, job_ref: Any, out: str, fmt: str, label: str | None) -> pa.Table:
     steps, drops = _job(job_ref)
-    index, dataset = decode(batch)
+    index, dataset = decode(batch, label)
     if index is None:  # an empty split: the driver writes its shard (see _empty_split)
         return pa.table({SPLIT: pa.array([], pa.int64()), "entry": pa.array([], pa.string()),
                          "ids": pa.array([], pa.large_binary())})
@@ -298,7 +308,7 @@ def _empty_split(source: Source, split: Any) -> Dataset:
     frame, removed = source.read_split(split)
     if frame.height or removed.height:
         raise RuntimeError(f"Ray lost input split {split.index} ({frame.height} records); rerun to resume")
-    return Dataset(frame, removed)
+    return from_source(frame, removed, 0.0, read_label(source))
 
 
 def _run(
@@ -319,6 +329,7 @@ def _run(
     # ids are checked on the first pass over the source that this run makes in full (a
     # resumed run's passes were checked when they first ran; see executors.ids)
     ledger: IdLedger | None = id_ledger(source)
+    label = read_label(source)
     # spill files (MinHash signatures) go to the run folder, which every worker sees: a
     # killed run's are deleted when it resumes
     scratch = output / "state" / "tmp"
@@ -332,7 +343,8 @@ def _run(
         observed: dict[int, Any] = {}
         seconds = 0.0
         # states are unpickled as they arrive, so the driver never holds them twice
-        observing = _map(records(sorted(splits)), _observe, job_ref=job, position=position, scratch=str(scratch))
+        observing = _map(records(sorted(splits)), _observe, job_ref=job, position=position,
+                         scratch=str(scratch), label=label)
         for index, row in _rows(observing, sorted(splits)):
             if ledger is not None:
                 ledger.add(index, np.frombuffer(row["ids"], np.uint64))
@@ -367,7 +379,8 @@ def _run(
     if todo:
         job = ray.put((list(steps), drops, indexes))
         # shards are recorded as they come back, so an interrupted pass resumes from them
-        for index, row in _rows(_map(records(todo), _process, job_ref=job, out=str(output), fmt=fmt), todo):
+        processing = _map(records(todo), _process, job_ref=job, out=str(output), fmt=fmt, label=label)
+        for index, row in _rows(processing, todo):
             if ledger is not None:
                 hashes = np.frombuffer(row["ids"], np.uint64)
                 ledger.add(index, hashes)
