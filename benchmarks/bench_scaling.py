@@ -104,6 +104,7 @@ def state_sizes(n: int = 50_000) -> list[dict]:
         "dedup.minhash(verify=False)": ik.dedup.minhash(verify=False),
         "dedup.minhash(num_perm=64, verify=False)": ik.dedup.minhash(num_perm=64, verify=False),
         "dedup.fuzzy": ik.dedup.fuzzy(),
+        "sample(total=n/2)": ik.sample(total=n // 2),
     }
     if gsm.exists():
         questions = [json.loads(line)["question"] for line in gsm.read_text().splitlines()]

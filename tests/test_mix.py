@@ -279,3 +279,51 @@ def test_parts_of_one_dataset_share_their_history_once():
     ds = ik.mix(parts, total=6)
     assert [h["step"] for h in ds.history] == ["filter", "mix"]
     assert len(whole) + whole.removed.height == len(ds) + ds.removed.height
+
+
+# --- ik.sample: the step form, in memory and out of core -------------------------------------
+
+
+def _three_sources() -> ik.Dataset:
+    return ik.concat([make("a", 120), make("b", 45), make("c", 15)])
+
+
+@pytest.mark.parametrize("options", [
+    {"weights": {"a": 2, "b": 1, "c": 1}, "total": 60, "seed": 3},
+    {"temperature": 2.0, "seed": 1},
+    {"caps": {"a": 30}, "seed": 0},
+])
+def test_sample_keeps_what_mix_without_repeats_keeps(options: dict) -> None:
+    ds = _three_sources()
+    stepped = ds.pipe(ik.sample(**options))
+    mixed = ik.mix(ds, replace=False, **options)
+    assert sorted(stepped.to_polars()["id"]) == sorted(mixed.to_polars()["id"])
+    assert stepped.removed.sort("id").select("id", "reason", "detail").equals(
+        mixed.removed.sort("id").select("id", "reason", "detail"))
+    # the step keeps input order
+    assert stepped.to_polars()["id"].to_list() == [i for i in ds.to_polars()["id"] if i in set(stepped.to_polars()["id"])]
+
+
+def test_sample_streams_to_the_in_memory_answer(tmp_path) -> None:
+    from instructkit.executors import run
+
+    ds = _three_sources()
+    path = tmp_path / "mixed.jsonl"
+    ds.write(path)
+    step = ik.sample(weights={"a": 1, "b": 1, "c": 1}, total=45, seed=7)
+    streamed = run([step], ik.scan(path, batch_size=40), output=tmp_path / "out")
+    memory = ik.read(path).pipe(step)
+    assert len(streamed.shards) == 5
+    assert streamed.to_dataset().to_polars().equals(memory.to_polars())
+    assert counts(memory) == {"a": 15, "b": 15, "c": 15}
+    assert repr(ik.Pipeline.from_yaml(ik.Pipeline([step]).to_yaml()).steps[0]) == repr(step)
+
+
+def test_sample_refuses_to_upsample_and_unknown_sources() -> None:
+    ds = _three_sources()
+    with pytest.raises(ValueError, match="replace=False forbids repeating records"):
+        ds.pipe(ik.sample(total=500))
+    with pytest.raises(ValueError, match=r"weights name source\(s\) \['z'\]"):
+        ds.pipe(ik.sample(weights={"a": 1, "z": 1}))
+    with pytest.raises(ValueError, match="weights or temperature, not both"):
+        ik.sample(weights={"a": 1}, temperature=2.0)

@@ -33,6 +33,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "langid": ("instructkit.filters.langid", "LangID"),
     "split": ("instructkit.sampling.split", "split"),
     "mix": ("instructkit.sampling.mix", "mix"),
+    "sample": ("instructkit.sampling.sample", "Sample"),
     "dedup": ("instructkit.dedup", None),
     "pii": ("instructkit.pii", None),
     "templates": ("instructkit.templates", None),
@@ -72,4 +73,5 @@ if TYPE_CHECKING:  # static tools see the lazy names
     from instructkit.io.read import from_hf, from_pandas, read  # noqa: F401
     from instructkit.pipeline import Pipeline  # noqa: F401
     from instructkit.sampling.mix import mix  # noqa: F401
+    from instructkit.sampling.sample import Sample as sample  # noqa: F401
     from instructkit.sampling.split import split  # noqa: F401

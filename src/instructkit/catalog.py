@@ -2,4 +2,5 @@
 
 from instructkit import decontam, dedup, pii  # noqa: F401
 from instructkit.filters import langid, normalize, quality  # noqa: F401
+from instructkit.sampling import sample  # noqa: F401
 from instructkit.templates import tasks  # noqa: F401
