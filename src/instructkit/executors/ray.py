@@ -27,6 +27,7 @@ Records flow through Ray Data as Arrow blocks:
 from __future__ import annotations
 
 import json
+import logging
 import pickle
 import shutil
 import time
@@ -265,10 +266,15 @@ def run_ray(
     saved = ctx.target_max_block_size, ctx.enable_progress_bars
     # one block per split, never cut: a batch must be a whole split to become its shard
     ctx.target_max_block_size, ctx.enable_progress_bars = None, False
+    # Ray Data logs every dataset it runs at INFO; a run makes several, and prints its own report
+    log = logging.getLogger("ray.data")
+    level = log.level
+    log.setLevel(max(level, logging.WARNING))
     try:
         return _run(steps, source, output, fmt, resume, started)
     finally:
         ctx.target_max_block_size, ctx.enable_progress_bars = saved
+        log.setLevel(level)
         if owns_ray:
             ray.shutdown()
 
