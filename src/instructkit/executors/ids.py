@@ -10,7 +10,8 @@ again) before it is reported, so a hash collision is never mistaken for a repeat
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -35,7 +36,9 @@ class IdLedger:
     """Raises ``ValueError`` when an id comes in two records of the batches it is shown.
 
     ``ids_of(index)`` gives the ids of input batch ``index`` again (to confirm a repeated
-    hash) and ``where(index)`` names the batch for the message (file and lines).
+    hash) and ``where(index)`` names the batch for the message (file and lines). With
+    ``keep``, each batch's hashes are also saved there (``ids-00000.npy``), so a resumed
+    run can :meth:`resume` the check from the batches it does not read again.
 
     Example:
         >>> batches = {0: pl.Series(["a", "b"]), 1: pl.Series(["c", "a"])}
@@ -47,9 +50,15 @@ class IdLedger:
         ValueError: id 'a' appears in input batch 1 and in input batch 0: ids must be unique ...
     """
 
-    def __init__(self, ids_of: Callable[[int], pl.Series], where: Callable[[int], str] | None = None) -> None:
+    def __init__(
+        self,
+        ids_of: Callable[[int], pl.Series],
+        where: Callable[[int], str] | None = None,
+        keep: Path | None = None,
+    ) -> None:
         self.ids_of = ids_of
         self.where = where or (lambda index: f"input batch {index}")
+        self.keep = keep
         self.hashes = np.empty(0, np.uint64)
         self.batches = np.empty(0, np.int32)
 
@@ -79,6 +88,19 @@ class IdLedger:
         order = np.argsort(merged, kind="stable")
         self.hashes = merged[order]
         self.batches = np.concatenate([self.batches, np.full(hashes.size, index, np.int32)])[order]
+        if self.keep is not None:
+            np.save(self._kept(index), hashes)
+
+    def resume(self, indexes: Iterable[int]) -> None:
+        """Add the hashes an earlier run kept for batches ``indexes`` (see ``keep``)."""
+        if self.keep is None:
+            raise ValueError("this ledger keeps no hashes to resume from (keep=None)")
+        for index in sorted(indexes):
+            self.add(index, np.load(self._kept(index)))
+
+    def _kept(self, index: int) -> Path:
+        assert self.keep is not None
+        return self.keep / f"ids-{index:05d}.npy"
 
     def _confirm(self, index: int, hashes: np.ndarray, earlier: np.ndarray) -> None:
         mine = self.ids_of(index)

@@ -38,13 +38,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import polars as pl
 
 from instructkit._progress import progress
 from instructkit.dataset import Dataset
 from instructkit.dedup._spill import spill_to
 from instructkit.executors.ids import IdLedger, hash_ids
+from instructkit.io.read import read_entry
 from instructkit.schema import SCHEMA, conform, empty_removed
 from instructkit.transform import Transform, apply_drops
 
@@ -153,12 +153,7 @@ def from_source(frame: pl.DataFrame, removed: pl.DataFrame, seconds: float, labe
     entry, so a streamed run's report starts with the reader's row as ``ik.read``'s does."""
     if label is None:
         return Dataset(frame, removed)
-    entry = {
-        "step": "read", "kind": "read", "params": label, "records_in": frame.height + removed.height,
-        "records_out": frame.height, "removed": removed.height,
-        "by_reason": dict(Counter(removed["reason"].to_list()).most_common()), "seconds": seconds,
-    }
-    return Dataset(frame, removed, [entry])
+    return Dataset(frame, removed, [read_entry(label, frame.height + removed.height, frame.height, removed, seconds)])
 
 
 def global_positions(steps: Sequence[Transform]) -> list[int]:
@@ -432,7 +427,7 @@ def run_local(
     drops = manifest.drops()
     # ids are checked on the pass that reads the source; a pass after a decided global step
     # reads a spill of batches that were checked when it was written
-    ledger = id_ledger(source)
+    ledger = id_ledger(source, steps, output)
     # temporary files of global steps (MinHash signatures) live in the run folder: a killed
     # run's are deleted here when it resumes
     scratch = output / "state" / "tmp"
@@ -447,13 +442,10 @@ def run_local(
     if reading_source:
         # this pass reads the source, so a resumed one checks its ids against those of the
         # finished shards, kept beside them
-        for index in sorted(done):
-            ledger.add(index, np.load(output / "state" / f"ids-{index:05d}.npy"))
+        ledger.resume(done)
     for index, dataset in progress(
         _stage_input(source, manifest, previous, done, ledger if reading_source else None), desc="run", unit="batch"
     ):
-        if reading_source:
-            np.save(output / "state" / f"ids-{index:05d}.npy", hash_ids(dataset.to_polars()["id"]))
         dataset = run_steps(steps, dataset, drops, start=first)
         manifest.record_shard(index, write_shard(dataset, output, index, fmt))
     if previous is not None:
@@ -531,9 +523,11 @@ def _stage_input(
             yield index, _read_spill(spill, index)
 
 
-def id_ledger(source: Source) -> IdLedger:
+def id_ledger(source: Source, steps: Sequence[Transform], output: Path) -> IdLedger:
     """An :class:`~instructkit.executors.ids.IdLedger` that reads ``source``'s batches again
-    to confirm a repeated id, and names a batch by its file and lines."""
+    to confirm a repeated id, and names a batch by its file and lines. Without a global
+    step the check runs as shards are written, so it keeps each batch's hashes under
+    ``state/`` for a resumed run; with one, it ends before any shard is written."""
     splits: dict[int, Any] = {}
 
     def split(index: int) -> Any:
@@ -548,7 +542,8 @@ def id_ledger(source: Source) -> IdLedger:
         unit = f"line {s.first_line}" if s.kind in ("jsonl", "jsonl.gz") else f"row {s.first_row}"
         return f"input batch {index} ({s.path}, {s.rows} records from {unit})"
 
-    return IdLedger(lambda index: source.read_split(split(index))[0]["id"], where)
+    keep = None if global_positions(steps) else output / "state"
+    return IdLedger(lambda index: source.read_split(split(index))[0]["id"], where, keep)
 
 
 def _write_spill(spill: Path, index: int, dataset: Dataset) -> None:

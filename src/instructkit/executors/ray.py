@@ -200,13 +200,20 @@ def _job(job_ref: Any) -> tuple[list[Transform], dict[int, pl.DataFrame]]:
     return steps, drops
 
 
-def _observe(batch: pa.Table, job_ref: Any, position: int, scratch: str, label: str | None) -> pa.Table:
+def _id_hashes(dataset: Dataset, check_ids: bool) -> bytes:
+    """The batch's id hashes for the driver's ledger, on the pass that checks them."""
+    return hash_ids(dataset.to_polars()["id"]).tobytes() if check_ids else b""
+
+
+def _observe(
+    batch: pa.Table, job_ref: Any, position: int, scratch: str, label: str | None, check_ids: bool
+) -> pa.Table:
     steps, drops = _job(job_ref)
     index, dataset = decode(batch, label)
     if index is None:  # an empty split: the driver observes it (see _empty_split)
         return pa.table({SPLIT: pa.array([], pa.int64()), "state": pa.array([], pa.large_binary()),
                          "seconds": pa.array([], pa.float64()), "ids": pa.array([], pa.large_binary())})
-    ids = hash_ids(dataset.to_polars()["id"]).tobytes()
+    ids = _id_hashes(dataset, check_ids)
     dataset = run_steps(steps, dataset, drops, stop=position)
     started = time.perf_counter()
     with spill_to(scratch):
@@ -220,13 +227,13 @@ def _observe(batch: pa.Table, job_ref: Any, position: int, scratch: str, label: 
     })
 
 
-def _process(batch: pa.Table, job_ref: Any, out: str, fmt: str, label: str | None) -> pa.Table:
+def _process(batch: pa.Table, job_ref: Any, out: str, fmt: str, label: str | None, check_ids: bool) -> pa.Table:
     steps, drops = _job(job_ref)
     index, dataset = decode(batch, label)
     if index is None:  # an empty split: the driver writes its shard (see _empty_split)
         return pa.table({SPLIT: pa.array([], pa.int64()), "entry": pa.array([], pa.string()),
                          "ids": pa.array([], pa.large_binary())})
-    ids = hash_ids(dataset.to_polars()["id"]).tobytes()
+    ids = _id_hashes(dataset, check_ids)
     entry = write_shard(run_steps(steps, dataset, drops), Path(out), index, fmt)
     return pa.table({SPLIT: pa.array([index], pa.int64()), "entry": pa.array([json.dumps(entry)], pa.string()),
                      "ids": pa.array([ids], pa.large_binary())})
@@ -334,7 +341,7 @@ def _run(
 
     # ids are checked on the first pass over the source that this run makes in full (a
     # resumed run's passes were checked when they first ran; see executors.ids)
-    ledger: IdLedger | None = id_ledger(source)
+    ledger: IdLedger | None = id_ledger(source, steps, output)
     label = read_label(source)
     # spill files (MinHash signatures) go to the run folder, which every worker sees: a
     # killed run's are deleted when it resumes
@@ -350,7 +357,7 @@ def _run(
         seconds = 0.0
         # states are unpickled as they arrive, so the driver never holds them twice
         observing = _map(records(sorted(splits)), _observe, job_ref=job, position=position,
-                         scratch=str(scratch), label=label)
+                         scratch=str(scratch), label=label, check_ids=ledger is not None)
         for index, row in _rows(observing, sorted(splits)):
             if ledger is not None:
                 ledger.add(index, np.frombuffer(row["ids"], np.uint64))
@@ -380,22 +387,20 @@ def _run(
     done = set(manifest.shards)
     todo = [i for i in sorted(splits) if i not in done]
     if ledger is not None:  # no global step: this pass is the check, as in the local executor
-        for index in sorted(done):
-            ledger.add(index, np.load(output / "state" / f"ids-{index:05d}.npy"))
+        ledger.resume(done)
     if todo:
         job = ray.put((list(steps), drops, indexes))
         # shards are recorded as they come back, so an interrupted pass resumes from them
-        processing = _map(records(todo), _process, job_ref=job, out=str(output), fmt=fmt, label=label)
+        processing = _map(records(todo), _process, job_ref=job, out=str(output), fmt=fmt, label=label,
+                          check_ids=ledger is not None)
         for index, row in _rows(processing, todo):
             if ledger is not None:
-                hashes = np.frombuffer(row["ids"], np.uint64)
-                ledger.add(index, hashes)
-                np.save(output / "state" / f"ids-{index:05d}.npy", hashes)
+                ledger.add(index, np.frombuffer(row["ids"], np.uint64))
             manifest.record_shard(index, json.loads(row["entry"]))
         for index in todo:
             if index not in manifest.shards:
                 dataset = run_steps(steps, _empty_split(source, splits[index]), drops)
                 if ledger is not None:
-                    np.save(output / "state" / f"ids-{index:05d}.npy", np.empty(0, np.uint64))
+                    ledger.add(index, np.empty(0, np.uint64))
                 manifest.record_shard(index, write_shard(dataset, output, index, fmt))
     return manifest.result(skipped=len(done), seconds=time.perf_counter() - started)

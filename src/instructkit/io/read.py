@@ -146,12 +146,23 @@ def assemble(
     frame = pl.concat(frames, how="vertical") if frames else empty_frame()
     log = pl.concat(removed, how="vertical") if removed else empty_removed()
     check_unique_ids(pl.concat([frame["id"], log["id"]]), what=what)
-    entry = {
-        "step": "read", "kind": "read", "params": what, "records_in": n_raw,
-        "records_out": frame.height, "removed": log.height,
-        "by_reason": dict(Counter(log["reason"].to_list()).most_common()), "seconds": seconds,
+    return Dataset(frame, log, [read_entry(what, n_raw, frame.height, log, seconds)])
+
+
+def read_entry(what: str, records_in: int, records_out: int, removed: pl.DataFrame, seconds: float) -> dict[str, Any]:
+    """The ``read`` history entry of a reader (``ik.read``, or a streamed run's batch):
+    records seen and kept, and the reasons of the ones it rejected.
+
+    Example:
+        >>> from instructkit.schema import empty_removed
+        >>> read_entry("a.jsonl", 3, 3, empty_removed(), 0.1)["by_reason"]
+        {}
+    """
+    return {
+        "step": "read", "kind": "read", "params": what, "records_in": records_in,
+        "records_out": records_out, "removed": removed.height,
+        "by_reason": dict(Counter(removed["reason"].to_list()).most_common()), "seconds": seconds,
     }
-    return Dataset(frame, log, [entry])
 
 
 def _supported(path: Path) -> bool:

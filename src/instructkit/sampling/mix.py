@@ -429,9 +429,14 @@ def _removed_rows(dropped: pl.DataFrame, name: str, target: int, available: int)
         "id",
         pl.lit(STEP).alias("step"),
         pl.lit(REASON_DOWNSAMPLED).alias("reason"),
-        pl.lit(f"source={name} target={target} available={available}").alias("detail"),
+        pl.lit(downsampled_detail(name, target, available)).alias("detail"),
         "source", "instruction", "input", "output",
     )
+
+
+def downsampled_detail(name: str, target: int, available: int) -> str:
+    """The removed log's detail for a record its source left out (``ik.mix``, ``ik.sample``)."""
+    return f"source={name} target={target} available={available}"
 
 
 # inputs ---------------------------------------------------------------------------------------

@@ -8,7 +8,13 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
-from instructkit.sampling.mix import REASON_DOWNSAMPLED, _draw, _rng, mix_targets
+from instructkit.sampling.mix import (
+    REASON_DOWNSAMPLED,
+    _draw,
+    _rng,
+    downsampled_detail,
+    mix_targets,
+)
 from instructkit.transform import Global
 
 
@@ -70,9 +76,9 @@ class Sample(Global):
         seen = pl.concat(states, how="vertical") if states else pl.DataFrame(
             schema={"id": pl.String, "source": pl.Categorical})
         seen = seen.with_columns(pl.col("source").cast(pl.String))
-        names = seen["source"].unique(maintain_order=True).to_list()
+        # sources in order of first appearance, as ik.mix splits a dataset
         sizes = dict(seen.group_by("source", maintain_order=True).len().iter_rows())
-        sizes = {n: int(sizes[n]) for n in names}
+        names = list(sizes)
         if self.weights is not None:
             unknown = sorted(set(self.weights) - set(names))
             if unknown:
@@ -90,7 +96,7 @@ class Sample(Global):
                 drops.append(pl.DataFrame({
                     "id": dropped,
                     "reason": pl.Series([REASON_DOWNSAMPLED] * len(dropped), dtype=pl.String),
-                    "detail": pl.Series([f"source={name} target={target} available={available}"] * len(dropped),
+                    "detail": pl.Series([downsampled_detail(name, target, available)] * len(dropped),
                                         dtype=pl.String),
                 }))
         if not drops:
