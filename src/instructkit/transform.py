@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import json
 import time
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -43,7 +44,8 @@ if TYPE_CHECKING:
 
 #: Column a step fills with a snake_case reason to drop a row (null keeps it).
 REASON = "_ik_reason"
-#: Column a step may fill with a free-text detail for a dropped row (never personal data).
+#: Column a step may fill with the detail of a dropped row: a JSON object (see :func:`detail`),
+#: never personal data.
 DETAIL = "_ik_detail"
 
 Kind = Literal["map", "filter", "global"]
@@ -60,6 +62,9 @@ class Transform:
 
     name: ClassVar[str] = ""
     kind: ClassVar[Kind] = "map"
+    #: True for steps that replace personal data (``pii.scrub``). Executors never write a
+    #: batch to disk (spills, shards) before it has passed every redacting step of the pipeline.
+    redacts: ClassVar[bool] = False
     #: Map and Filter steps run in slices of this many rows, so a progress bar can move.
     batch_size: ClassVar[int] = 50_000
 
@@ -176,7 +181,12 @@ class Global(Transform):
         raise TypeError(f"{type(self).__name__} must implement decide(states)")
 
     def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
-        drops = self.decide([self.observe(frame)])
+        return self.apply_decision(frame, self.decide([self.observe(frame)]))
+
+    def apply_decision(self, frame: pl.DataFrame, drops: pl.DataFrame) -> pl.DataFrame:
+        """Apply what :meth:`decide` returned to one batch (only the rows of ``drops`` whose id
+        is in ``frame`` matter). Every path calls this: the in-memory ``apply`` and every
+        executor. The default drops those rows; a step may flag them instead (a column)."""
         return apply_drops(frame, drops)
 
 
@@ -199,6 +209,46 @@ def apply_drops(frame: pl.DataFrame, drops: pl.DataFrame) -> pl.DataFrame:
         joined = frame.join(drops.rename({REASON: "_r", DETAIL: "_d"}), on="id", how="left", maintain_order="left")
         return mark(joined, pl.col("_r"), pl.col("_d")).drop("_r", "_d")
     return frame.join(drops, on="id", how="left", maintain_order="left")
+
+
+def detail(**fields: Any) -> str:
+    """The removal ``detail`` convention: a compact JSON object with sorted keys.
+
+    Each reason documents its keys (docs/pipeline.md); values are ids, numbers, short codes,
+    never the record's text.
+
+    Example:
+        >>> detail(kept="a:1", similarity=0.91)
+        '{"kept":"a:1","similarity":0.91}'
+    """
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def detail_expr(**fields: pl.Expr) -> pl.Expr:
+    """:func:`detail` as a polars expression, for steps that build details column-wise.
+
+    Example:
+        >>> import polars as pl
+        >>> f = pl.DataFrame({"k": ["a:1"], "s": [0.5]})
+        >>> f.select(detail_expr(kept=pl.col("k"), similarity=pl.col("s"))).item()
+        '{"kept":"a:1","similarity":0.5}'
+    """
+    return pl.struct(**{k: fields[k] for k in sorted(fields)}).struct.json_encode()
+
+
+def parse_detail(text: str | None) -> dict[str, Any]:
+    """The keys of a ``detail`` written by :func:`detail` (``{}`` for null).
+
+    Example:
+        >>> parse_detail('{"kept":"a:1"}')
+        {'kept': 'a:1'}
+    """
+    if not text:
+        return {}
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError(f"a removal detail is a JSON object, got {text!r}")
+    return value
 
 
 def mark(

@@ -178,8 +178,7 @@ class Decontaminate(Global):
             "id", pl.lit("contamination").alias("reason"), detail.alias("detail")
         )
 
-    def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
-        drops = self.decide([self.observe(frame)])
+    def apply_decision(self, frame: pl.DataFrame, drops: pl.DataFrame) -> pl.DataFrame:
         if self.action == "drop":
             return apply_drops(frame, drops)
         flagged = frame.drop("contaminated", "contamination", strict=False).join(

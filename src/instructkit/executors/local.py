@@ -46,7 +46,7 @@ from instructkit.dedup._spill import spill_to
 from instructkit.executors.ids import IdLedger, hash_ids
 from instructkit.io.read import read_entry
 from instructkit.schema import SCHEMA, conform, empty_removed
-from instructkit.transform import Transform, apply_drops
+from instructkit.transform import Transform
 
 MANIFEST = "manifest.json"
 FORMATS = ("parquet", "jsonl")
@@ -174,7 +174,7 @@ def run_steps(
             start = time.perf_counter()
             frame = dataset.to_polars()
             mine = drops[i].filter(pl.col("id").is_in(frame["id"].implode()))
-            out = apply_drops(frame, mine)
+            out = step.apply_decision(frame, mine)
             dataset = dataset._advance(step, out, time.perf_counter() - start)
         else:
             dataset = step(dataset)
