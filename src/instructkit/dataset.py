@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from instructkit.history import StepRecord, merge_histories
 from instructkit.schema import (
     COLUMNS,
     REMOVED_SCHEMA,
@@ -45,7 +46,7 @@ class Dataset:
         self,
         frame: pl.DataFrame | None = None,
         removed: pl.DataFrame | None = None,
-        history: Sequence[dict[str, Any]] = (),
+        history: Sequence[StepRecord | Mapping[str, Any]] = (),
     ) -> None:
         self._frame = conform(frame) if frame is not None else empty_frame()
         self._removed = (
@@ -53,7 +54,7 @@ class Dataset:
             if removed is not None
             else empty_removed()
         )
-        self._history = list(history)
+        self._history = [StepRecord.of(h) for h in history]
 
     # construction -------------------------------------------------------------------------
     @classmethod
@@ -112,7 +113,25 @@ class Dataset:
 
     @property
     def history(self) -> list[dict[str, Any]]:
-        """One entry per step run on this data: counts, removals by reason, seconds."""
+        """One entry per step run on this data: counts, removals by reason, seconds (the
+        dict form of :attr:`steps`).
+
+        Example:
+            >>> import instructkit as ik
+            >>> ik.Dataset.from_records([{"instruction": "a"}]).pipe(ik.normalize()).history[0]["step"]
+            'normalize'
+        """
+        return [r.entry() for r in self._history]
+
+    @property
+    def steps(self) -> list[StepRecord]:
+        """The history as typed :class:`~instructkit.history.StepRecord` objects.
+
+        Example:
+            >>> import instructkit as ik
+            >>> ik.Dataset.from_records([{"instruction": "a"}]).pipe(ik.normalize()).steps[0].records_out
+            1
+        """
         return list(self._history)
 
     @property
@@ -161,9 +180,26 @@ class Dataset:
         }
         return pl.DataFrame(rows, schema=schema)
 
-    def with_columns(self, *exprs: pl.Expr | pl.Series, **named: pl.Expr) -> Dataset:
-        """Add or replace columns, as ``polars.DataFrame.with_columns`` (rows unchanged)."""
-        return self._replace(self._frame.with_columns(*exprs, **named))
+    def with_columns(self, *exprs: pl.Expr | pl.Series, **named: pl.Expr | pl.Series) -> Dataset:
+        """Add or replace columns, as ``polars.DataFrame.with_columns`` (rows unchanged).
+
+        The history gets a ``with_columns`` record naming the columns written (not the
+        expressions: they may hold literal text).
+
+        Example:
+            >>> import polars as pl, instructkit as ik
+            >>> ds = ik.Dataset.from_records([{"instruction": "a"}])
+            >>> ds.with_columns(n=pl.lit(1)).history[-1]["params"]
+            'columns=n'
+        """
+        import time
+
+        start = time.perf_counter()
+        out = self._frame.with_columns(*exprs, **named)
+        return self._advance_named(
+            "with_columns", "map", out, time.perf_counter() - start,
+            params="columns=" + ",".join([*map(_output_name, exprs), *named]),
+        )
 
     def filter(self, predicate: pl.Expr, reason: str, step: str = "filter") -> Dataset:
         """Keep rows where ``predicate`` holds; the others go to ``removed`` with ``reason``.
@@ -177,7 +213,7 @@ class Dataset:
         from instructkit.transform import mark
 
         marked = mark(self._frame, pl.when(~predicate.fill_null(False)).then(pl.lit(reason)))
-        return self._advance_named(step, "filter", marked, 0.0)
+        return self._advance_named(step, "filter", marked, 0.0, params=f"reason={reason}")
 
     def by_source(self) -> dict[str, Dataset]:
         """One Dataset per ``source`` value, in order of first appearance.
@@ -295,16 +331,7 @@ class Dataset:
             removed = pl.concat([self._removed, new_removed], how="vertical_relaxed")
         else:
             kept, removed, by_reason = out, self._removed, {}
-        entry = {
-            "step": name,
-            "kind": kind,
-            "params": params,
-            "records_in": n_in,
-            "records_out": kept.height,
-            "removed": n_in - kept.height,
-            "by_reason": by_reason,
-            "seconds": seconds,
-        }
+        entry = StepRecord(name, kind, params, n_in, kept.height, n_in - kept.height, by_reason, seconds)
         return Dataset(kept, removed, [*self._history, entry])
 
 
@@ -323,27 +350,8 @@ def concat(datasets: Sequence[Dataset]) -> Dataset:
     frame = pl.concat([d.to_polars() for d in datasets], how="diagonal_relaxed")
     check_unique_ids(frame["id"], what="concatenated datasets")
     removed = pl.concat([d.removed for d in datasets], how="vertical_relaxed")
-    return Dataset(frame, removed, _merge_histories([d.history for d in datasets]))
-
-
-def _merge_histories(histories: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Sum step entries position by position when every part ran the same steps (e.g. one
-    ``read`` each), so the report shows one row per step; else keep them all in order."""
-    names = [[h["step"] for h in hist] for hist in histories]
-    if any(n != names[0] for n in names):
-        return [h for hist in histories for h in hist]
-    merged = []
-    for entries in zip(*histories, strict=True):
-        reasons: Counter[str] = Counter()
-        for e in entries:
-            reasons.update(e["by_reason"])
-        merged.append({
-            **entries[0],
-            "params": "; ".join(dict.fromkeys(e["params"] for e in entries if e["params"])),
-            **{k: sum(e[k] for e in entries) for k in ("records_in", "records_out", "removed", "seconds")},
-            "by_reason": dict(reasons.most_common()),
-        })
-    return merged
+    # parts that ran the same steps (one read each) merge into one record per step
+    return Dataset(frame, removed, merge_histories([d.steps for d in datasets]))
 
 
 def check_unique_ids(ids: pl.Series, what: str) -> None:
@@ -354,6 +362,15 @@ def check_unique_ids(ids: pl.Series, what: str) -> None:
             f"{what}: id {dup[0]!r} appears more than once ({dup.n_unique()} repeated ids); "
             "ids must be unique. Give each file its own source= or drop the input's id field."
         )
+
+
+def _output_name(expr: pl.Expr | pl.Series) -> str:
+    if isinstance(expr, pl.Series):
+        return expr.name
+    try:
+        return expr.meta.output_name()
+    except pl.exceptions.ComputeError:  # several outputs (pl.all(), a regex): no one name
+        return "*"
 
 
 def _decode_meta(row: dict[str, Any]) -> dict[str, Any]:

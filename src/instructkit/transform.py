@@ -67,6 +67,10 @@ class Transform:
     redacts: ClassVar[bool] = False
     #: Map and Filter steps run in slices of this many rows, so a progress bar can move.
     batch_size: ClassVar[int] = 50_000
+    #: Parameters that change only the final verdict (a Global step's ``decide``, a Filter's
+    #: ``verdict``), not what is computed per record: ``ik.sweep`` over one of them reuses
+    #: the computed state.
+    decide_params: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -77,7 +81,36 @@ class Transform:
         """Return ``frame`` with the same rows, changed, and with :data:`REASON` set on drops."""
         raise TypeError(f"{type(self).__name__} must implement apply(frame)")
 
+    # hooks executors call (all optional; the defaults do nothing) -------------------------
+    def prepare(self) -> None:
+        """Load what the step needs from disk, once, before it sees a record.
+
+        Every path calls it on the driver before the first batch: ``ds.pipe`` (through
+        ``__call__``), the local and the Ray executor. A step reads its files here, through
+        ``ik.read`` (``against=`` of the dedup steps, benchmark files), never on a worker.
+        It must be idempotent (a cache on the instance); the default does nothing.
+        """
+
+    def shared_state(self) -> Any:
+        """State built once on the driver and shipped to every worker (None: nothing).
+
+        A parallel executor calls it after :meth:`prepare`, puts the result in its object
+        store once per pass and hands it to the worker's copy of the step with
+        :meth:`attach_shared_state` (for example decontamination's n-gram index, so no
+        worker builds it again). In one process nothing is shipped and the step uses its
+        own cache.
+        """
+        return None
+
+    def attach_shared_state(self, state: Any) -> None:
+        """Install on a worker's copy of the step what :meth:`shared_state` built.
+
+        Called at most once per worker and pass, only with a state that is not None.
+        """
+        raise TypeError(f"{type(self).__name__}.shared_state() returned state but the step has no attach_shared_state")
+
     def __call__(self, dataset: Dataset) -> Dataset:
+        self.prepare()
         start = time.perf_counter()
         frame = dataset.to_polars()
         if self.kind in ("map", "filter") and len(frame) > self.batch_size:
@@ -153,6 +186,21 @@ class Filter(Transform):
         verdict = self.reasons(frame)
         return mark(frame, verdict)
 
+    # optional: a threshold sweep (``ik.sweep``) reuses an expensive prediction -----------
+    def predict(self, frame: pl.DataFrame) -> pl.DataFrame | None:
+        """What the step computes before its thresholds apply (langid: language and score
+        per row), or None when it has no such split (the default).
+
+        A step that returns a frame here implements :meth:`verdict`, and ``reasons`` must
+        equal ``verdict(predict(frame))``; ``ik.sweep`` over one of its ``decide_params``
+        then predicts once and calls :meth:`verdict` per value.
+        """
+        return None
+
+    def verdict(self, predictions: pl.DataFrame) -> pl.Expr | pl.Series | pl.DataFrame:
+        """Reasons per row (as :meth:`reasons` returns them) from :meth:`predict`'s frame."""
+        raise TypeError(f"{type(self).__name__} has no verdict(predictions): its predict() returns None")
+
 
 class Global(Transform):
     """A step that needs the whole dataset (dedup, decontamination).
@@ -167,10 +215,19 @@ class Global(Transform):
     ``apply`` (the in-memory path) is ``decide([observe(frame)])``. Parameters listed in
     ``decide_params`` only affect :meth:`decide`, so a sweep over them reuses the observed
     state (for example MinHash signatures across thresholds).
+
+    Executors know no particular step. What a step needs from them it declares here:
+
+    - :meth:`~Transform.prepare` (driver, once): read files through ``ik.read``;
+    - :meth:`~Transform.shared_state` / :meth:`~Transform.attach_shared_state`: state built
+      once on the driver and shipped to the workers that run :meth:`observe`;
+    - :meth:`decide_options` / :meth:`decide_stats`: a grouping backend for :meth:`decide`
+      on a given executor (MinHash groups band hashes with a Ray Data shuffle), and what
+      it did, for the run's manifest;
+    - :meth:`apply_decision`: how a decision changes one batch (drop, or flag).
     """
 
     kind: ClassVar[Kind] = "global"
-    decide_params: ClassVar[tuple[str, ...]] = ()
 
     def observe(self, batch: pl.DataFrame) -> Any:
         """Compact state for one batch (no texts)."""
@@ -179,6 +236,17 @@ class Global(Transform):
     def decide(self, states: list[Any]) -> pl.DataFrame:
         """Rows to drop, as a frame with ``id``, ``reason``, ``detail`` (String columns)."""
         raise TypeError(f"{type(self).__name__} must implement decide(states)")
+
+    def decide_options(self, executor: str) -> dict[str, Any]:
+        """Keyword arguments for :meth:`decide` on ``executor`` (``"memory"``, ``"local"``
+        or ``"ray"``), such as a grouping backend that runs on the cluster. Default ``{}``:
+        ``decide`` groups in the driver's process."""
+        return {}
+
+    def decide_stats(self, options: dict[str, Any]) -> dict[str, Any]:
+        """What the objects from :meth:`decide_options` did during ``decide`` (for the
+        run's manifest, JSON values). Default ``{}``."""
+        return {}
 
     def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
         return self.apply_decision(frame, self.decide([self.observe(frame)]))

@@ -119,8 +119,24 @@ class Decontaminate(Global):
         return cached[1]
 
     def index(self) -> ngram.NgramIndex:
-        """The n-gram index of the benchmarks for this ``n`` (built once, then cached)."""
+        """The n-gram index of the benchmarks for this ``n`` (built once, then cached; on a
+        worker, the one the driver built and shipped)."""
+        shipped = self.__dict__.get("_shipped_index")
+        if shipped is not None:
+            return shipped
         return ngram.cached_index(self.loaded(), self.n, self.min_words)
+
+    # hooks of the protocol ---------------------------------------------------------------
+    def prepare(self) -> None:
+        """Read the benchmark files (once, on the driver): workers get them with the step."""
+        self.loaded()
+
+    def shared_state(self) -> ngram.NgramIndex | None:
+        """The n-gram index, built once on the driver and shipped to the workers."""
+        return self.index() if self.method in ("ngram", "both") else None
+
+    def attach_shared_state(self, state: ngram.NgramIndex) -> None:
+        self.__dict__["_shipped_index"] = state
 
     # Global protocol ---------------------------------------------------------------------
     def observe(self, batch: pl.DataFrame) -> pl.DataFrame:

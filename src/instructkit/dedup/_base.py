@@ -31,6 +31,32 @@ def load_reference(against: Any) -> pl.DataFrame | None:
     )
 
 
+class Against:
+    """The reference set of a dedup step (``against=``), read once on the driver.
+
+    :meth:`prepare` (called by every path before the step sees a record) reads a path
+    through ``ik.read``; ``decide`` uses :meth:`reference`. The frame is a cache of the
+    input and is not shipped to workers, which never decide.
+    """
+
+    against: Any
+
+    def prepare(self) -> None:
+        self.reference()
+
+    def reference(self) -> pl.DataFrame | None:
+        """The reference records (read on first use, then cached on the step)."""
+        key = ("path", str(self.against)) if isinstance(self.against, (str, Path)) else ("object", id(self.against))
+        cached = self.__dict__.get("_reference")
+        if cached is None or cached[0] != key:
+            cached = (key, load_reference(self.against))
+            self.__dict__["_reference"] = cached
+        return cached[1]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_reference"}
+
+
 def repeated(frame: pl.DataFrame) -> np.ndarray:
     """True for records that upsampling copied on purpose (``meta.repeat > 0``).
 

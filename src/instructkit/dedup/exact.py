@@ -10,11 +10,11 @@ import polars as pl
 
 from instructkit.dedup._base import (
     DEFAULT_FIELDS,
+    Against,
     check_fields,
     check_keep,
     drops_frame,
     kept_per_cluster,
-    load_reference,
     present_fields,
     repeated,
 )
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 _SEEDS = (0x1F2E3D4C, 0x5A6B7C8D)
 
 
-class Exact(Global):
+class Exact(Against, Global):
     """Drop records whose normalized text equals an earlier (or longer) record's.
 
     The text of a record is its ``fields`` joined (every turn for ``messages``). With
@@ -98,7 +98,7 @@ class Exact(Global):
 
     def decide(self, states: list[Any]) -> pl.DataFrame:
         """Group the hashes; every record that is not its group's kept one is dropped."""
-        ref = load_reference(self.against)
+        ref = self.reference()
         parts = [self.observe(ref).with_columns(pl.lit(True).alias("ref"))] if ref is not None else []
         parts += [s.with_columns(pl.lit(False).alias("ref")) for s in states]
         if not parts:

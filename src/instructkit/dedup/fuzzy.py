@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from instructkit.dedup import _kernel as K
-from instructkit.dedup._base import drops_frame, load_reference, repeated
+from instructkit.dedup._base import Against, drops_frame, repeated
 from instructkit.transform import Global
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ class FuzzyState:
     keys: np.ndarray  # (blocks x records) uint64 block keys
 
 
-class Fuzzy(Global):
+class Fuzzy(Against, Global):
     """Drop a record whose ``field`` is too similar to an earlier kept record's.
 
     This is the self-instruct filter (which drops an instruction whose similarity to one
@@ -149,7 +149,7 @@ class Fuzzy(Global):
         """Score the candidate pairs with rapidfuzz, then keep records greedily in order."""
         from rapidfuzz import fuzz, process
 
-        ref = load_reference(self.against)
+        ref = self.reference()
         parts = list(states)
         n_ref = 0
         if ref is not None:

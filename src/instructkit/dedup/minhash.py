@@ -13,11 +13,11 @@ import polars as pl
 from instructkit.dedup import _kernel as K
 from instructkit.dedup._base import (
     DEFAULT_FIELDS,
+    Against,
     check_fields,
     check_keep,
     drops_frame,
     kept_per_cluster,
-    load_reference,
     present_fields,
     repeated,
 )
@@ -135,7 +135,7 @@ def band_candidates(bands: Bands) -> tuple[np.ndarray, np.ndarray]:
     return (np.concatenate(left) if left else empty), (np.concatenate(right) if right else empty)
 
 
-class MinHash(Global):
+class MinHash(Against, Global):
     """Remove near-duplicates: MinHash signatures, LSH bands, verification, union-find.
 
     Each record's text (its ``fields`` joined, every turn for ``messages``) becomes the set
@@ -273,7 +273,7 @@ class MinHash(Global):
         :func:`band_candidates`, groups each band's hashes in this process (the Ray
         executor passes a shuffle on Ray Data instead: same pairs, found by the workers).
         """
-        ref = load_reference(self.against)
+        ref = self.reference()
         parts = list(states)
         n_ref = 0
         if ref is not None:
@@ -317,6 +317,28 @@ class MinHash(Global):
         if others.size:
             jaccard[others] = reader.jaccard(others, kept[others], exact=False, num_perm=self.num_perm)
         return Clusters(ids, root, kept, is_ref, jaccard, int(candidates_found), int(lo.size))
+
+    def decide_options(self, executor: str) -> dict[str, Any]:
+        """On Ray, candidate pairs come from a Ray Data shuffle of the band hashes
+        (:class:`~instructkit.executors.ray_minhash.BandShuffle`): the same pairs, grouped
+        by the workers instead of the driver.
+
+        Example:
+            >>> MinHash().decide_options("local")
+            {}
+        """
+        if executor != "ray":
+            return {}
+        from instructkit.executors.ray_minhash import BandShuffle
+
+        return {"candidates": BandShuffle()}
+
+    def decide_stats(self, options: dict[str, Any]) -> dict[str, Any]:
+        """What the band shuffle moved (band rows, partitions, pairs), when there was one."""
+        shuffle = options.get("candidates")
+        if shuffle is None:
+            return {}
+        return {"shuffle": {"band_rows": shuffle.band_rows, "partitions": shuffle.partitions, "pairs": shuffle.pairs}}
 
     def decide(self, states: list[Any], candidates: Candidates | None = None) -> pl.DataFrame:
         """Drops: every record of a cluster but the kept one, with reason ``near_duplicate``

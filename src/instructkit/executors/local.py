@@ -10,11 +10,13 @@ step runs once per record.
 
 The output folder holds::
 
-    manifest.json            fingerprint of pipeline + input, finished shards, decided steps
+    manifest.json            format marker, fingerprint of pipeline + input, finished shards,
+                             decided steps
     data/part-00000.parquet  kept records of batch 0 (or .jsonl)
     removed/part-00000.parquet  removed log of batch 0 (read errors included)
     state/global-3.parquet   rows dropped by the global step at position 3
-    state/spill-3/           batches entering the pass after step 3 (deleted when done)
+    state/spill-3/           batches entering the pass after step 3 (deleted when done; not
+                             written while a redacting step such as pii.scrub is still ahead)
     state/ids-00000.npy      64-bit hashes of batch 0's ids (pipelines without global steps)
     state/tmp/               spill files of global steps (MinHash signatures), while they run
 
@@ -23,16 +25,23 @@ the source checks them with an :class:`~instructkit.executors.ids.IdLedger`, 12 
 record, and stops at the first repeated id, naming it and the two batches.
 
 A run that stops (crash, Ctrl-C, a killed machine) resumes from the manifest: finished
-shards and decided global steps are not redone.
+shards and decided global steps are not redone. ``resume=False`` deletes only what a run
+wrote: the folder must hold a manifest with the :data:`RUN_FORMAT` marker and nothing but
+instructkit's own files, else it is refused.
+
+Executors know no particular step: they call the hooks of the protocol
+(:meth:`~instructkit.transform.Transform.prepare` once on the driver,
+:meth:`~instructkit.transform.Global.decide_options`,
+:meth:`~instructkit.transform.Global.apply_decision`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,12 +53,26 @@ from instructkit._progress import progress
 from instructkit.dataset import Dataset
 from instructkit.dedup._spill import spill_to
 from instructkit.executors.ids import IdLedger, hash_ids
+from instructkit.history import StepRecord, as_dicts, merge_histories
 from instructkit.io.read import read_entry
 from instructkit.schema import SCHEMA, conform, empty_removed
 from instructkit.transform import Transform
 
 MANIFEST = "manifest.json"
 FORMATS = ("parquet", "jsonl")
+#: The format marker of a run's manifest: only a folder whose manifest carries it is ever
+#: cleaned up by instructkit.
+RUN_FORMAT = "instructkit-run/1"
+# what a run writes, relative to its folder (anything else there is not ours)
+_OWN_FILES = re.compile(
+    r"(data/part-\d{5}\.(parquet|jsonl)"
+    r"|removed/part-\d{5}\.parquet"
+    r"|state/global-\d+\.parquet"
+    r"|state/ids-\d{5}\.npy"
+    r"|state/spill-\d+/part-\d{5}\.(arrow|removed\.arrow|history\.json)"
+    r"|state/tmp/.+"
+    r")(\.tmp)?"
+)
 
 
 class Source(Protocol):
@@ -161,6 +184,20 @@ def global_positions(steps: Sequence[Transform]) -> list[int]:
     return [i for i, s in enumerate(steps) if s.kind == "global"]
 
 
+def prepare(steps: Sequence[Transform]) -> None:
+    """Call every step's :meth:`~instructkit.transform.Transform.prepare` once, on the
+    driver, before any batch: files a step needs are read here, never on a worker."""
+    for step in steps:
+        step.prepare()
+
+
+def may_spill(steps: Sequence[Transform], position: int) -> bool:
+    """Whether a batch that has passed ``steps[:position]`` may be written to disk: not
+    while a redacting step (``pii.scrub``) is still ahead, so no pre-scrub text ever sits
+    in a run folder, even after ``kill -9``."""
+    return not any(s.redacts for s in steps[position:])
+
+
 def run_steps(
     steps: Sequence[Transform],
     dataset: Dataset,
@@ -227,10 +264,7 @@ def write_shard(dataset: Dataset, out: Path, index: int, fmt: str) -> dict[str, 
         "removed": str(gone.relative_to(out)),
         "records_out": frame.height,
         "read_errors": int((dataset.removed["step"] == "read").sum()),
-        "history": [
-            {k: h[k] for k in ("step", "kind", "records_in", "records_out", "removed", "by_reason", "seconds")}
-            for h in dataset.history
-        ],
+        "history": as_dicts(dataset.steps),
     }
 
 
@@ -259,7 +293,7 @@ class RunResult:
     output: Path | None
     shards: list[Path]
     removed_shards: list[Path]
-    history: list[dict[str, Any]]
+    history: list[StepRecord]
     records_in: int
     records_out: int
     skipped: int = 0
@@ -300,6 +334,57 @@ def _read_ndjson(path: Path) -> pl.DataFrame:
     return frames[0] if frames else pl.DataFrame(schema=SCHEMA)
 
 
+def owned_files(out: Path) -> list[Path]:
+    """Every file under ``out`` if the folder is a run instructkit wrote: a manifest with
+    the :data:`RUN_FORMAT` marker, and only files a run writes. Raises ``FileExistsError``
+    naming the manifest or the first foreign file otherwise, so nothing else is deleted.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "manifest.json").write_text('{"shards": {}}')
+        >>> owned_files(folder)
+        Traceback (most recent call last):
+        ...
+        FileExistsError: ...manifest.json has no "format": "instructkit-run/1" marker: ...
+    """
+    manifest = out / MANIFEST
+    try:
+        data = json.loads(manifest.read_text())
+    except (OSError, ValueError) as e:
+        raise FileExistsError(f"{manifest} is not an instructkit run manifest ({e}); not deleting {out}") from e
+    if not isinstance(data, dict) or data.get("format") != RUN_FORMAT:
+        raise FileExistsError(
+            f'{manifest} has no "format": "{RUN_FORMAT}" marker: {out} was not written by this '
+            "version of instructkit, so it is not deleted; choose another output folder"
+        )
+    files = []
+    for path in sorted(out.rglob("*")):
+        if path.is_dir() and not path.is_symlink():
+            continue
+        rel = path.relative_to(out).as_posix()
+        if rel != MANIFEST and not _OWN_FILES.fullmatch(rel):
+            raise FileExistsError(
+                f"{out} holds {rel!r}, which no instructkit run writes: not deleting the folder; "
+                "move that file away or choose another output folder"
+            )
+        files.append(path)
+    return files
+
+
+def remove_run(out: Path) -> None:
+    """Delete a run folder's files, each checked by :func:`owned_files` first (the
+    manifest last, so an interrupted cleanup can be repeated), then its empty folders."""
+    files = owned_files(out)
+    for path in files:
+        if path.name != MANIFEST or path.parent != out:
+            path.unlink()
+    for sub in sorted((p for p in out.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        sub.rmdir()
+    (out / MANIFEST).unlink()
+
+
 class Manifest:
     """The run's ledger, rewritten atomically after each finished shard."""
 
@@ -308,6 +393,7 @@ class Manifest:
         self.path = out / MANIFEST
         self.fingerprint = fingerprint
         if self.path.exists() and resume:
+            owned_files(out)  # a foreign manifest.json is not resumed (nor written over) either
             data = json.loads(self.path.read_text())
             if data.get("fingerprint") != fingerprint:
                 changed = sorted(
@@ -322,9 +408,7 @@ class Manifest:
             self.globals: dict[int, dict[str, Any]] = {int(k): v for k, v in data["globals"].items()}
             return
         if self.path.exists():
-            for sub in ("data", "removed", "state"):
-                shutil.rmtree(out / sub, ignore_errors=True)
-            self.path.unlink()
+            remove_run(out)
         elif out.exists() and any(out.iterdir()):
             raise FileExistsError(
                 f"{out} is not empty and holds no {MANIFEST}: choose an empty or new folder"
@@ -336,7 +420,7 @@ class Manifest:
 
     def save(self) -> None:
         body = {
-            "version": 1,
+            "format": RUN_FORMAT,
             "fingerprint": self.fingerprint,
             "globals": {str(k): v for k, v in sorted(self.globals.items())},
             "shards": {str(k): v for k, v in sorted(self.shards.items())},
@@ -359,9 +443,13 @@ class Manifest:
     def result(self, skipped: int, seconds: float) -> RunResult:
         ordered = [self.shards[k] for k in sorted(self.shards)]
         history = merge_history([e["history"] for e in ordered], self.globals)
-        records_in = (history[0]["records_in"] if history else sum(e["records_out"] for e in ordered)) + sum(
-            e.get("read_errors", 0) for e in ordered
-        )
+        read_errors = sum(e.get("read_errors", 0) for e in ordered)
+        if history and history[0].step == "read":
+            records_in = history[0].records_in  # the reader's count has its errors already
+        elif history:
+            records_in = history[0].records_in + read_errors
+        else:
+            records_in = sum(e["records_out"] for e in ordered) + read_errors
         return RunResult(
             output=self.out,
             shards=[self.out / e["data"] for e in ordered],
@@ -375,27 +463,18 @@ class Manifest:
         )
 
 
-def merge_history(per_batch: list[list[dict[str, Any]]], globals_: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Sum per-batch step histories into one entry per step (global observe/decide time added)."""
-    merged: list[dict[str, Any]] = []
-    for position, entries in enumerate(zip(*per_batch, strict=True)) if per_batch else []:
-        by_reason: Counter[str] = Counter()
-        for e in entries:
-            by_reason.update(e["by_reason"])
-        seconds = sum(e["seconds"] for e in entries)
-        if position in globals_:
-            seconds += globals_[position]["seconds"]
-        merged.append({
-            "step": entries[0]["step"],
-            "kind": entries[0]["kind"],
-            "params": entries[0].get("params", ""),
-            "records_in": sum(e["records_in"] for e in entries),
-            "records_out": sum(e["records_out"] for e in entries),
-            "removed": sum(e["removed"] for e in entries),
-            "by_reason": dict(by_reason.most_common()),
-            "seconds": seconds,
-        })
-    return merged
+def merge_history(per_batch: list[list[dict[str, Any]]], globals_: dict[int, dict[str, Any]]) -> list[StepRecord]:
+    """One record per step from the batches' histories (see
+    :func:`~instructkit.history.merge_histories`); a global step's observe and decide time
+    is added to its record. The history's positions are offset by a batch's ``read``
+    record, which steps' positions in the pipeline do not count."""
+    if not per_batch:
+        return []
+    offset = 1 if per_batch[0] and per_batch[0][0]["step"] == "read" else 0
+    return merge_histories(
+        [[StepRecord.of(e) for e in batch] for batch in per_batch],
+        {position + offset: g["seconds"] for position, g in globals_.items()},
+    )
 
 
 def fingerprint(steps: Sequence[Transform], source: Source, fmt: str, executor: str = "local") -> dict[str, Any]:
@@ -419,11 +498,13 @@ def run_local(
 
     The steps between two global steps run once per batch: the pass that observes a global
     step spills the batches it produced (Arrow IPC under ``state/``), and the next pass starts
-    from that spill instead of reading and recomputing from the source. See
-    :func:`instructkit.executors.run` for the public entry point.
+    from that spill instead of reading and recomputing from the source. While a redacting
+    step is still ahead (:func:`may_spill`) nothing is spilled and the next pass recomputes
+    from the source. See :func:`instructkit.executors.run` for the public entry point.
     """
     started = time.perf_counter()
     manifest = Manifest(output, fingerprint(steps, source, fmt), resume)
+    prepare(steps)
     drops = manifest.drops()
     # ids are checked on the pass that reads the source; a pass after a decided global step
     # reads a spill of batches that were checked when it was written
@@ -437,20 +518,31 @@ def run_local(
     shutil.rmtree(scratch, ignore_errors=True)
 
     done = set(manifest.shards)
-    first = 0 if previous is None else previous
-    reading_source = previous is None
-    if reading_source:
-        # this pass reads the source, so a resumed one checks its ids against those of the
-        # finished shards, kept beside them
+    first = _spilled(manifest, previous)
+    if previous is None:
+        # this pass reads the source and checks its ids, so a resumed one checks them
+        # against those of the finished shards, kept beside them
         ledger.resume(done)
     for index, dataset in progress(
-        _stage_input(source, manifest, previous, done, ledger if reading_source else None), desc="run", unit="batch"
+        _stage_input(source, manifest, first, done, ledger if previous is None else None), desc="run", unit="batch"
     ):
-        dataset = run_steps(steps, dataset, drops, start=first)
+        dataset = run_steps(steps, dataset, drops, start=0 if first is None else first)
         manifest.record_shard(index, write_shard(dataset, output, index, fmt))
-    if previous is not None:
-        shutil.rmtree(output / manifest.globals[previous]["spill"], ignore_errors=True)
+    _drop_spill(manifest, previous)
     return manifest.result(skipped=len(done), seconds=time.perf_counter() - started)
+
+
+def _spilled(manifest: Manifest, position: int | None) -> int | None:
+    """``position`` if the pass of the global step there spilled its batches, else None
+    (the next pass reads the source and runs the steps before it again)."""
+    if position is None or not manifest.globals[position].get("spill"):
+        return None
+    return position
+
+
+def _drop_spill(manifest: Manifest, position: int | None) -> None:
+    if position is not None and manifest.globals[position].get("spill"):
+        shutil.rmtree(manifest.out / manifest.globals[position]["spill"], ignore_errors=True)
 
 
 def _observe_passes(
@@ -462,34 +554,44 @@ def _observe_passes(
     ledger: IdLedger,
 ) -> int | None:
     """Observe and decide every global step not decided yet (``drops`` gets their answers);
-    return the position of the last one, whose spill feeds the final pass."""
+    return the position of the last one, whose spill (if any) feeds the final pass."""
     previous: int | None = None
+    checking: IdLedger | None = ledger  # ids are checked on the first pass over the source
     for position in global_positions(steps):
-        if position not in drops:
+        if position in drops:
+            checking = None  # a finished pass checked them
+        else:
             step = steps[position]
             states, seconds, batches = [], 0.0, []
-            spill = output / "state" / f"spill-{position}"
+            spill: Path | None = output / "state" / f"spill-{position}"
             shutil.rmtree(spill, ignore_errors=True)
-            spill.mkdir(parents=True)
-            first = 0 if previous is None else previous
+            if may_spill(steps, position):
+                spill.mkdir(parents=True)
+            else:
+                spill = None
+            first = _spilled(manifest, previous)
             for index, dataset in progress(
-                _stage_input(source, manifest, previous, (), ledger), desc=f"observe {step.name}", unit="batch"
+                _stage_input(source, manifest, first, (), checking if first is None else None),
+                desc=f"observe {step.name}", unit="batch",
             ):
-                dataset = run_steps(steps, dataset, drops, start=first, stop=position)
+                dataset = run_steps(steps, dataset, drops, start=0 if first is None else first, stop=position)
                 t0 = time.perf_counter()
                 states.append(step.observe(dataset.to_polars()))
                 seconds += time.perf_counter() - t0
-                _write_spill(spill, index, dataset)
+                if spill is not None:
+                    _write_spill(spill, index, dataset)
                 batches.append(index)
+            checking = None
             t0 = time.perf_counter()
-            drops[position] = decide(step, states)
+            options = step.decide_options("local")  # type: ignore[attr-defined]
+            drops[position] = decide(step, states, **options)
             del states
             seconds += time.perf_counter() - t0
-            entry = {"step": step.name, "seconds": seconds, "spill": str(spill.relative_to(output)),
-                     "batches": batches}
+            entry = {"step": step.name, "seconds": seconds, "batches": batches,
+                     "spill": None if spill is None else str(spill.relative_to(output)),
+                     **step.decide_stats(options)}  # type: ignore[attr-defined]
             manifest.record_global(position, drops[position], entry)
-        if previous is not None:
-            shutil.rmtree(output / manifest.globals[previous]["spill"], ignore_errors=True)
+        _drop_spill(manifest, previous)
         previous = position
 
     return previous
@@ -503,7 +605,7 @@ def _stage_input(
     ledger: IdLedger | None = None,
 ) -> Iterator[tuple[int, Dataset]]:
     """Batches entering a pass: from the source (their ids shown to ``ledger``), or from the
-    spill of the global step before."""
+    spill of the global step at ``previous``."""
     if previous is None:
         label = read_label(source)
         batches = iter(source.batches(skip=skip))
@@ -550,7 +652,7 @@ def _write_spill(spill: Path, index: int, dataset: Dataset) -> None:
     # read back once and deleted: Arrow IPC (no encoding) rather than Parquet like the shards
     dataset.to_polars().write_ipc(spill / f"part-{index:05d}.arrow", compression="lz4")
     dataset.removed.write_ipc(spill / f"part-{index:05d}.removed.arrow", compression="lz4")
-    (spill / f"part-{index:05d}.history.json").write_text(json.dumps(dataset.history))
+    (spill / f"part-{index:05d}.history.json").write_text(json.dumps(as_dicts(dataset.steps)))
 
 
 def _read_spill(spill: Path, index: int) -> Dataset:

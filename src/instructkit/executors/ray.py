@@ -17,9 +17,13 @@ Records flow through Ray Data as Arrow blocks:
   Ray Data shuffle (:mod:`~instructkit.executors.ray_minhash`: band rows, a hash
   ``repartition`` on the band hash, buckets turned into candidate pairs on the workers);
   the driver verifies the pairs and joins them by union-find (connected components).
-- **Broadcast.** The steps, the drops decided so far and the benchmark n-gram indexes of
-  ``decontaminate`` steps (built once, on the driver) are put in the object store once per
-  pass and fetched once per worker process.
+- **Broadcast.** The steps, the drops decided so far and each step's
+  :meth:`~instructkit.transform.Transform.shared_state` (built once, on the driver, after
+  :meth:`~instructkit.transform.Transform.prepare`: decontamination's n-gram index) are put
+  in the object store once per pass and fetched once per worker process, which hands each
+  step its state with ``attach_shared_state``. The executor knows no particular step: a
+  grouping that runs on the cluster (MinHash's band shuffle) comes from the step's
+  :meth:`~instructkit.transform.Global.decide_options` for ``"ray"``.
 - The last pass writes the same shards and manifest as the local executor, so a Ray run
   resumes like a local one and gives the same records, removed log and report.
 """
@@ -49,7 +53,6 @@ except ImportError as e:  # pragma: no cover - depends on the install
 
 from instructkit.dataset import Dataset
 from instructkit.dedup._spill import spill_to
-from instructkit.dedup.minhash import MinHash
 from instructkit.executors.ids import IdLedger, hash_ids
 from instructkit.executors.local import (
     Manifest,
@@ -60,11 +63,11 @@ from instructkit.executors.local import (
     from_source,
     global_positions,
     id_ledger,
+    prepare,
     read_label,
     run_steps,
     write_shard,
 )
-from instructkit.executors.ray_minhash import BandShuffle
 from instructkit.schema import REMOVED_SCHEMA
 from instructkit.transform import Transform
 
@@ -190,13 +193,11 @@ def _reader(source_ref: Any, split: Any) -> Any:
 def _job(job_ref: Any) -> tuple[list[Transform], dict[int, pl.DataFrame]]:
     key = job_ref.hex()
     fresh = key not in _CACHE
-    steps, drops, indexes = _get(job_ref)
-    if fresh and indexes:
-        from instructkit.decontam import ngram
-
-        with ngram._CACHE_LOCK:
-            for k, index in indexes:
-                ngram._CACHE.setdefault(k, index)
+    steps, drops, shared = _get(job_ref)
+    if fresh:  # this worker's copy of the steps: hand each its state once
+        for step, state in zip(steps, shared, strict=True):
+            if state is not None:
+                step.attach_shared_state(state)
     return steps, drops
 
 
@@ -286,18 +287,6 @@ def run_ray(
             ray.shutdown()
 
 
-def _indexes(steps: Sequence[Transform]) -> list[tuple[Any, Any]]:
-    """Benchmark n-gram indexes of the decontamination steps, built once here to broadcast."""
-    found: list[tuple[Any, Any]] = []
-    for step in steps:
-        if step.name == "decontaminate" and getattr(step, "method", None) in ("ngram", "both"):
-            from instructkit.decontam import ngram
-
-            index = step.index()  # type: ignore[attr-defined]
-            found.extend((k, v) for k, v in ngram._CACHE.items() if v is index)
-    return found
-
-
 def _map(data: Any, fn: Any, **fn_kwargs: Any) -> Any:
     # no task options here: a read and a map with the same options fuse into one task, so
     # a block goes from the reader to the steps without a trip through the object store
@@ -328,10 +317,12 @@ def _run(
     steps: Sequence[Transform], source: Source, output: Path, fmt: str, resume: bool, started: float
 ) -> RunResult:
     manifest = Manifest(output, fingerprint(steps, source, fmt, executor="ray"), resume)
+    prepare(steps)
     drops = manifest.drops()
     splits = {s.index: s for s in source.splits()}
     source_ref = ray.put(source)
-    indexes = _indexes(steps)
+    # built once here, shipped with the steps (see Transform.shared_state)
+    shared = [step.shared_state() for step in steps]
 
     def records(indexes_: list[int]) -> Any:
         return ray.data.read_datasource(
@@ -352,7 +343,7 @@ def _run(
             ledger = None
             continue
         step = steps[position]
-        job = ray.put((list(steps), drops, indexes))
+        job = ray.put((list(steps), drops, shared))
         observed: dict[int, Any] = {}
         seconds = 0.0
         # states are unpickled as they arrive, so the driver never holds them twice
@@ -370,14 +361,9 @@ def _run(
                 empty = run_steps(steps, _empty_split(source, splits[index]), drops, stop=position)
                 observed[index] = step.observe(empty.to_polars())
             states = [observed.pop(i) for i in sorted(splits)]
-            entry: dict[str, Any] = {"step": step.name}
-            if isinstance(step, MinHash):
-                shuffle = BandShuffle()
-                decided = decide(step, states, candidates=shuffle)
-                entry["shuffle"] = {"band_rows": shuffle.band_rows, "partitions": shuffle.partitions,
-                                    "pairs": shuffle.pairs}
-            else:
-                decided = decide(step, states)
+            options = step.decide_options("ray")  # type: ignore[attr-defined]
+            decided = decide(step, states, **options)
+            entry: dict[str, Any] = {"step": step.name, **step.decide_stats(options)}  # type: ignore[attr-defined]
         seconds += time.perf_counter() - t0
         del states
         drops[position] = decided
@@ -389,7 +375,7 @@ def _run(
     if ledger is not None:  # no global step: this pass is the check, as in the local executor
         ledger.resume(done)
     if todo:
-        job = ray.put((list(steps), drops, indexes))
+        job = ray.put((list(steps), drops, shared))
         # shards are recorded as they come back, so an interrupted pass resumes from them
         processing = _map(records(todo), _process, job_ref=job, out=str(output), fmt=fmt, label=label,
                           check_ids=ledger is not None)

@@ -4,8 +4,9 @@ Work that does not depend on the parameter is done once:
 
 - a ``Global`` step (dedup, decontamination) swept over one of its ``decide_params`` is
   observed once (MinHash signatures, n-gram hits) and only ``decide`` runs per value;
-- a ``Filter`` step with ``predict``/``verdict`` (langid) swept over one of its
-  ``decide_params`` predicts once and only thresholds per value;
+- a ``Filter`` step whose :meth:`~instructkit.transform.Filter.predict` returns a frame
+  (langid) swept over one of its ``decide_params`` predicts once and only calls
+  :meth:`~instructkit.transform.Filter.verdict` per value;
 - any other parameter (MinHash ``num_perm``, decontamination ``n``) changes what is
   computed, so the step reruns for each value, and the result says so (``reused=False``).
 
@@ -142,7 +143,9 @@ def sweep(
     data, _ = load_sample(source, sample)
     frame = data.to_polars()
     settings = [_with(step, param, v) for v in values]
-    decide_params = getattr(type(step), "decide_params", ())
+    decide_params = type(step).decide_params
+    for s in (step, *settings):
+        s.prepare()
     start = time.perf_counter()
     verdicts: list[tuple[pl.DataFrame, float]] = []
     if step.kind == "global" and param in decide_params:
@@ -154,13 +157,12 @@ def sweep(
             marked = apply_drops(frame.select("id"), s.decide(state))
             verdicts.append((marked, time.perf_counter() - t0))
         reused = True
-    elif param in decide_params and hasattr(step, "predict") and hasattr(step, "verdict"):
-        predictions = step.predict(frame)
+    elif param in decide_params and step.kind == "filter" and (predictions := step.predict(frame)) is not None:  # type: ignore[attr-defined]
         shared = time.perf_counter() - start
         note = f"predicted once ({shared:.2f} s), thresholded per value"
         for s in settings:
             t0 = time.perf_counter()
-            marked = mark(frame.select("id"), s.verdict(predictions))
+            marked = mark(frame.select("id"), s.verdict(predictions))  # type: ignore[attr-defined]
             verdicts.append((marked, time.perf_counter() - t0))
         reused = True
     else:
