@@ -80,7 +80,7 @@ def test_drops_contaminated_record_with_reason_and_detail() -> None:
     out = ds.pipe(ik.decontaminate([bench(LONG)]))
     assert [r["instruction"] for r in out] == ["Write a poem about the sea."]
     assert out.removed["reason"].to_list() == ["contamination"]
-    assert out.removed["detail"][0] == "benchmark=toy item=0 ngrams=20"
+    assert out.removed["detail"][0] == '{"benchmark":"toy","item":"0","ngrams":20}'
 
 
 def test_min_matches_is_a_decide_param_and_sweeps_reuse_state() -> None:
@@ -102,7 +102,7 @@ def test_short_item_needs_a_whole_text_match() -> None:
     )
     out = ds.pipe(ik.decontaminate([bench(short)]))
     assert out.removed["id"].to_list() == ["t:0"]
-    assert out.removed["detail"][0] == "benchmark=toy item=0 full_text"
+    assert out.removed["detail"][0] == '{"benchmark":"toy","full_text":true,"item":"0"}'
 
 
 def test_generic_short_items_are_ignored() -> None:
@@ -118,7 +118,7 @@ def test_flag_action_keeps_records_and_adds_columns() -> None:
     assert len(out) == 2 and out.removed.height == 0
     frame = out.to_polars()
     assert frame["contaminated"].to_list() == [True, False]
-    assert frame["contamination"][0].startswith("benchmark=toy item=0 ngrams=")
+    assert frame["contamination"][0].startswith('{"benchmark":"toy","item":"0","ngrams":')
     report = contamination_report(out, [bench(LONG)])
     assert report["record_id"].to_list() == ["t:0"]
 
@@ -143,7 +143,7 @@ def test_best_match_per_record_across_benchmarks() -> None:
     b = bench("Natalia sold clips to forty eight of her friends in April and then stop", name="b")
     ds = dataset(LONG)
     out = ds.pipe(ik.decontaminate([b, a]))
-    assert out.removed["detail"][0].startswith("benchmark=a item=0")
+    assert out.removed["detail"][0].startswith('{"benchmark":"a","item":"0",')
 
 
 def test_recipe_form_and_loaders(tmp_path: Path) -> None:

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 import instructkit as ik
@@ -38,9 +40,11 @@ def test_quality_rules_and_details():
     ])
     out = ds.pipe(ik.quality(min_words={"instruction": 2}))
     got = dict(zip(out.removed["id"], zip(out.removed["reason"], out.removed["detail"], strict=True), strict=True))
-    assert got["records:1"] == ("too_short", "instruction: 1 words < 2")
-    assert got["records:2"][0] == "refusal" and "i'm sorry, but i cannot" in got["records:2"][1]
-    assert got["records:3"] == ("blacklisted_task", "instruction mentions 'plot'")
+    assert got["records:1"] == ("too_short", '{"field":"instruction","limit":2,"unit":"words","value":1}')
+    assert got["records:2"][0] == "refusal"
+    assert json.loads(got["records:2"][1]) == {"field": "output", "phrase": "i'm sorry, but i cannot"}
+    assert got["records:3"] == ("blacklisted_task", '{"field":"instruction","word":"plot"}')
+    assert got["records:4"] == ("empty_output", '{"field":"output"}')
     assert got["records:4"][0] == "empty_output"
     assert got["records:5"][0] == "blacklisted_task"
     assert [r["id"] for r in out] == ["records:0"]
@@ -83,4 +87,4 @@ def test_word_bounds_count_cjk_characters_as_words():
     ])
     out = ds.pipe(ik.quality(min_words={"instruction": 3}))
     assert [r["id"] for r in out] == ["records:0"]
-    assert out.removed["detail"].to_list() == ["instruction: 2 words < 3"]
+    assert out.removed["detail"].to_list() == ['{"field":"instruction","limit":3,"unit":"words","value":2}']

@@ -132,7 +132,7 @@ def test_downsampling_draws_without_replacement_and_logs_the_rest():
     assert ds.removed.height == 80
     assert set(ds.removed["reason"]) == {"mix_downsampled"}
     assert set(ds.removed["step"]) == {"mix"}
-    assert ds.removed["detail"][0] == "source=a target=10 available=50"
+    assert ds.removed["detail"][0] == '{"available":50,"source":"a","target":10}'
     entry = ds.history[-1]
     assert entry["step"] == "mix" and entry["removed"] == 80 and entry["records_out"] == 20
     assert ds.report()["removed"].to_list() == [80]

@@ -19,6 +19,7 @@ from instructkit.reports.cli import add_parser
 from instructkit.reports.html import render
 from instructkit.reports.stats import ALL, length_frame, stats, token_counts
 from instructkit.reports.verbs import leading_verbs, verb_table
+from instructkit.transform import detail
 
 RECORDS = [
     {"instruction": "Write a short poem about the sea.", "output": "Waves roll in, waves roll out."},
@@ -55,7 +56,7 @@ def rich_dataset() -> ik.Dataset:
                    pl.lit('{"kept": "alpaca:0", "cluster": 0, "jaccard": 0.81}').alias("detail"),
                    "source", "instruction", "input", "output"),
         con.select("id", pl.lit("decontaminate").alias("step"), pl.lit("contamination").alias("reason"),
-                   pl.lit("benchmark=mmlu item=geo/12 ngrams=9").alias("detail"),
+                   pl.lit(detail(benchmark="mmlu", item="geo/12", ngrams=9)).alias("detail"),
                    "source", "instruction", "input", "output"),
     ])
     history = [*ds.history,
@@ -131,7 +132,7 @@ def test_waterfall_balances():
                       ("dedup.minhash", "near_duplicate"), ("decontaminate", "contamination")]
 
 
-def test_duplicate_clusters_from_json_and_text_details():
+def test_duplicate_clusters_read_the_detail_convention():
     ds = rich_dataset()
     dup = sections.duplicate_clusters(ds)
     (cluster,) = dup["clusters"]
@@ -139,14 +140,16 @@ def test_duplicate_clusters_from_json_and_text_details():
     assert cluster["kept_text"].startswith("Write a short poem")
     assert "dragon" in cluster["examples"][0]
     removed = ds.removed.with_columns(
-        pl.when(pl.col("reason") == "near_duplicate").then(pl.lit("duplicate of alpaca:1"))
+        pl.when(pl.col("reason") == "near_duplicate").then(pl.lit(detail(kept="alpaca:1")))
         .otherwise(pl.col("detail")).alias("detail"))
     again = sections.duplicate_clusters(ik.Dataset(ds.to_polars(), removed))
     assert again["clusters"][0]["kept_id"] == "alpaca:1"
-    removed = removed.with_columns(
-        pl.when(pl.col("reason") == "near_duplicate").then(pl.lit("no id here"))
-        .otherwise(pl.col("detail")).alias("detail"))
-    assert sections.duplicate_clusters(ik.Dataset(ds.to_polars(), removed))["unlinked"] == 1
+    # a detail outside the convention (free text) names no kept record: counted, not parsed
+    for text in ("duplicate of alpaca:1", "no id here"):
+        removed = removed.with_columns(
+            pl.when(pl.col("reason") == "near_duplicate").then(pl.lit(text))
+            .otherwise(pl.col("detail")).alias("detail"))
+        assert sections.duplicate_clusters(ik.Dataset(ds.to_polars(), removed))["unlinked"] == 1
 
 
 @pytest.mark.parametrize(
@@ -343,7 +346,7 @@ def test_charts_render_in_headless_chromium(tmp_path):
 
 def test_contamination_flagged_in_a_column():
     ds = ik.Dataset.from_records([{"instruction": "a"}, {"instruction": "b"}]).with_columns(
-        contamination=pl.Series([None, "benchmark=gsm8k item=3 ngrams=20"]))
+        contamination=pl.Series([None, detail(benchmark="gsm8k", item="3", ngrams=20)]))
     assert sections.contamination(ds)["by_benchmark"].rows() == [("gsm8k", 0, 1, 1)]
 
 

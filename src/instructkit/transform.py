@@ -319,6 +319,22 @@ def parse_detail(text: str | None) -> dict[str, Any]:
     return value
 
 
+def detail_field(key: str, column: str | pl.Expr = "detail", dtype: pl.DataType | None = None) -> pl.Expr:
+    """One key of a ``detail`` column, column-wise (:func:`parse_detail` reads one row):
+    null where the detail is null or lacks the key. ``dtype`` casts the value (it is read
+    as a string).
+
+    Example:
+        >>> import polars as pl
+        >>> f = pl.DataFrame({"detail": ['{"kept":"a:1","n":3}', None]})
+        >>> f.select(detail_field("kept"), detail_field("n", dtype=pl.Int64).alias("n")).rows()
+        [('a:1', 3), (None, None)]
+    """
+    expr = pl.col(column) if isinstance(column, str) else column
+    value = expr.str.json_path_match(f"$.{key}").alias(key)
+    return value if dtype is None else value.cast(dtype, strict=False)
+
+
 def mark(
     frame: pl.DataFrame,
     reason: pl.Expr | pl.Series | pl.DataFrame | str | None,

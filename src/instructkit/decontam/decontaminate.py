@@ -11,7 +11,7 @@ import polars as pl
 from instructkit.decontam import ngram, semantic
 from instructkit.decontam.benchmarks import Benchmark, resolve
 from instructkit.text import resolve_fields
-from instructkit.transform import Global, apply_drops
+from instructkit.transform import Global, apply_drops, detail_expr
 
 #: Semantic candidates below this cosine are not kept by ``observe`` (``cosine_threshold``
 #: can be swept above it without observing again).
@@ -39,7 +39,7 @@ class Decontaminate(Global):
     >= ``cosine_threshold`` and fuzzy score >= ``fuzzy_threshold``); ``"both"`` runs both.
 
     ``action="drop"`` moves contaminated records to ``removed`` with reason
-    ``contamination`` and a detail such as ``benchmark=gsm8k item=17 ngrams=42``;
+    ``contamination`` and a detail such as ``{"benchmark":"gsm8k","item":"17","ngrams":42}``;
     ``action="flag"`` keeps them and adds a ``contaminated`` (bool) and a ``contamination``
     (detail or null) column.
 
@@ -58,7 +58,7 @@ class Decontaminate(Global):
         ...     {"instruction": "Write a haiku about clips.", "output": "..."}])
         >>> out = ds.pipe(ik.decontaminate([bench]))
         >>> len(out), out.removed["detail"][0]
-        (1, 'benchmark=toy item=0 ngrams=5')
+        (1, '{"benchmark":"toy","item":"0","ngrams":5}')
     """
 
     name: ClassVar[str] = "decontaminate"
@@ -177,18 +177,16 @@ class Decontaminate(Global):
             .unique("id", keep="first", maintain_order=True)
             .sort("_order")
         )
+        bench, item = pl.col("benchmark"), pl.col("item")
         detail = (
             pl.when(pl.col("full") & pl.col("_exact"))
-            .then(pl.format("benchmark={} item={} full_text", "benchmark", "item"))
+            .then(detail_expr(benchmark=bench, full_text=pl.lit(True), item=item))
             .when(pl.col("_exact"))
-            .then(pl.format("benchmark={} item={} ngrams={}", "benchmark", "item", "ngrams"))
-            .otherwise(
-                pl.format(
-                    "benchmark={} item={} cosine={} fuzzy={}",
-                    "benchmark", "item",
-                    pl.col("cosine").round(3), pl.col("fuzzy").round(1),
-                )
-            )
+            .then(detail_expr(benchmark=bench, item=item, ngrams=pl.col("ngrams")))
+            .otherwise(detail_expr(
+                benchmark=bench, cosine=pl.col("cosine").cast(pl.Float64).round(3),
+                fuzzy=pl.col("fuzzy").cast(pl.Float64).round(1), item=item,
+            ))
         )
         return best.select(
             "id", pl.lit("contamination").alias("reason"), detail.alias("detail")

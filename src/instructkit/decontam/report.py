@@ -8,8 +8,7 @@ from typing import Any
 import polars as pl
 
 from instructkit.decontam.benchmarks import Benchmark, resolve
-
-_DETAIL = r"^benchmark=(?<benchmark>\S+) item=(?<item>.+?) (?:ngrams=|full_text|cosine=)"
+from instructkit.transform import detail_field
 
 REPORT_SCHEMA: dict[str, pl.DataType] = {
     "benchmark": pl.String(),
@@ -55,9 +54,7 @@ def contamination_report(
         )
     if not frames:
         return pl.DataFrame(schema=REPORT_SCHEMA)
-    hits = pl.concat(frames, how="vertical").with_columns(
-        pl.col("detail").str.extract_groups(_DETAIL).alias("_m")
-    ).unnest("_m")
+    hits = pl.concat(frames, how="vertical").with_columns(detail_field("benchmark"), detail_field("item"))
     texts = {
         (b.name, item): text
         for b in (resolve(x) for x in benchmarks)

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from instructkit.transform import detail_expr
+
 #: Default text of a record: its single-turn fields, and every turn of a conversation.
 DEFAULT_FIELDS: tuple[str, ...] = ("instruction", "input", "output", "messages")
 
@@ -143,8 +145,14 @@ def drops_frame(
     ]
     for name, values in (scores or {}).items():
         fields.append(pl.Series(name, np.round(values[where].astype(np.float64), 4)))
-    detail = pl.DataFrame(fields).with_columns(pl.when(pl.col("reference")).then(True).alias("reference")).select(
-        pl.struct(pl.all()).struct.json_encode().str.replace(',"reference":null', "", literal=True)
+    # the detail convention (instructkit.transform.detail): sorted keys; "reference" only
+    # when the kept record is a reference record
+    table = pl.DataFrame(fields)
+    plain = {c: pl.col(c) for c in table.columns if c != "reference"}
+    detail = table.select(
+        pl.when(pl.col("reference"))
+        .then(detail_expr(**plain, reference=pl.lit(True)))
+        .otherwise(detail_expr(**plain))
     ).to_series()
     return pl.DataFrame(
         {

@@ -13,7 +13,7 @@ Example:
     ... ])
     >>> out = ds.pipe(ik.langid(keep=["English"]))
     >>> out.to_polars()["lang"].to_list(), out.removed["detail"].to_list()
-    (['en'], ['lang=fr score=0.92'])
+    (['en'], ['{"lang":"fr","score":0.92}'])
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import polars as pl
 
 from instructkit.text import resolve_fields
-from instructkit.transform import Filter, mark
+from instructkit.transform import Filter, detail_expr, mark
 
 #: Tag for a text too short to identify, or with no text at all (ISO 639-2 "undetermined").
 UND = "und"
@@ -370,7 +370,7 @@ class LangID(Filter):
     ``lang_fields`` holds every field's code; a record whose fields disagree gets
     ``lang="mixed"``.
 
-    A record is dropped (reason ``language``, detail ``lang=xx score=0.93``) when ``keep``
+    A record is dropped (reason ``language``, detail ``{"lang":"xx","score":0.93}``) when ``keep``
     is given and its language is not in it (``und`` and ``mixed`` records are dropped unless
     ``keep`` names them, except that a mixed record whose every field is in ``keep`` stays),
     or when its score is below ``min_score``.
@@ -527,7 +527,7 @@ class LangID(Filter):
             >>> import polars as pl
             >>> p = pl.DataFrame({"lang": ["en", "fr"], "lang_score": [0.9, 0.8]})
             >>> LangID(keep="fr").verdict(p)["detail"].to_list()
-            ['lang=en score=0.90', None]
+            ['{"lang":"en","score":0.9}', None]
         """
         keep = self._keep_codes()
         lang, score = pl.col("lang"), pl.col("lang_score")
@@ -545,20 +545,13 @@ class LangID(Filter):
             ok = ok & in_keep
         if self.min_score > 0:
             ok = ok & score.fill_null(0.0).ge(self.min_score)
-        detail = pl.format(
-            "lang={} score={}",
-            lang,
-            pl.when(score.is_null()).then(pl.lit("none")).otherwise(
-                _two_decimals(score)
-            ),
-        )
+        rounded = score.cast(pl.Float64).round(2)
+        detail = detail_expr(lang=lang, score=rounded)
         if "lang_fields" in predictions.columns:
-            names = [f.name for f in predictions.schema["lang_fields"].fields]
-            per = pl.concat_str(
-                [pl.format(f"{n}:{{}}", pl.col("lang_fields").struct.field(n)) for n in names],
-                separator=",",
-            )
-            detail = pl.when(lang == MIXED).then(pl.format("{} fields={}", detail, per)).otherwise(detail)
+            # a mixed record names the language of each field
+            detail = pl.when(lang == MIXED).then(
+                detail_expr(fields=pl.col("lang_fields"), lang=lang, score=rounded)
+            ).otherwise(detail)
         return predictions.select(
             pl.when(~ok).then(pl.lit("language")).alias("reason"),
             pl.when(~ok).then(detail).alias("detail"),
@@ -645,11 +638,3 @@ def _joined_text(frame: pl.DataFrame, fields: Sequence[str]) -> pl.Series:
     return frame.select(
         pl.concat_str(exprs, separator=" ", ignore_nulls=True).alias("text")
     )["text"]
-
-
-def _two_decimals(score: pl.Expr) -> pl.Expr:
-    """``0.9`` -> ``"0.90"``, vectorized (scores are in [0, 1])."""
-    hundredths = (score * 100).round().cast(pl.Int64)
-    return pl.format(
-        "{}.{}", hundredths // 100, (hundredths % 100).cast(pl.String).str.zfill(2)
-    )

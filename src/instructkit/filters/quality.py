@@ -18,7 +18,7 @@ from typing import ClassVar
 
 import polars as pl
 
-from instructkit.transform import Filter
+from instructkit.transform import Filter, detail_expr
 
 #: Refusal and boilerplate phrases that mark a useless answer (matched case-insensitively).
 REFUSALS: tuple[str, ...] = (
@@ -114,7 +114,7 @@ class Quality(Filter):
             ).list.any()
             rules.append((
                 (pl.col("output").str.strip_chars() == "") | blank_turn.fill_null(False),
-                "empty_output", pl.lit("output is empty"),
+                "empty_output", detail_expr(field=pl.lit("output")),
             ))
         words = {f: pl.col(f).fill_null("").str.count_matches(WORD) for f in ("instruction", "input", "output", "system")}
         chars = {f: pl.col(f).fill_null("").str.len_chars() for f in words}
@@ -127,16 +127,18 @@ class Quality(Filter):
             for field, limit in (bounds or {}).items():
                 m = measure[field]
                 cond = m < limit if op == "<" else m > limit
-                detail = pl.format(f"{field}: {{}} {unit} {op} {limit}", m)
+                detail = detail_expr(field=pl.lit(field), limit=pl.lit(limit), unit=pl.lit(unit), value=m)
                 rules.append((cond, reason, detail))
         if self.refusals:
             pattern = "(?i)" + "|".join(re.escape(p) for p in self.refusals)
             found = pl.col("output").str.extract(f"({pattern})", 1)
-            rules.append((found.is_not_null(), "refusal", pl.format("output contains '{}'", found.str.to_lowercase())))
+            rules.append((found.is_not_null(), "refusal",
+                          detail_expr(field=pl.lit("output"), phrase=found.str.to_lowercase())))
         if self.blacklist:
             pattern = r"(?i)\b(" + "|".join(re.escape(w) for w in self.blacklist) + r")\b"
             found = pl.col("instruction").str.extract(pattern, 1)
-            rules.append((found.is_not_null(), "blacklisted_task", pl.format("instruction mentions '{}'", found.str.to_lowercase())))
+            rules.append((found.is_not_null(), "blacklisted_task",
+                          detail_expr(field=pl.lit("instruction"), word=found.str.to_lowercase())))
         if not rules:
             return pl.DataFrame({"reason": pl.Series([None] * frame.height, dtype=pl.String)})
         reason: pl.Expr = pl.lit(None, dtype=pl.String)

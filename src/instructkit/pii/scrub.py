@@ -11,7 +11,7 @@ from instructkit.pii.detector import Detector
 from instructkit.pii.operators import OPERATORS, renderer, rewrite
 from instructkit.pii.recognizers import DEFAULT_ALLOW
 from instructkit.text import map_text_batch, resolve_fields
-from instructkit.transform import Map, mark
+from instructkit.transform import Map, detail, mark
 
 
 class Scrub(Map):
@@ -27,8 +27,8 @@ class Scrub(Map):
     - ``"hash"``: ``<EMAIL_ADDRESS:3f9a1c2b7d0e>``, an HMAC keyed with ``salt``: the same
       value gets the same token in every record and run;
     - ``"redact"``: the value is removed;
-    - ``"drop"``: records with PII go to ``removed`` (reason ``pii``, detail the entity
-      types); the texts copied there are scrubbed with placeholders first.
+    - ``"drop"``: records with PII go to ``removed`` (reason ``pii``, detail
+      ``{"entities": [types]}``); the texts copied there are scrubbed with placeholders first.
 
     Values in ``allow`` are kept (domains cover subdomains, mailboxes and URLs; ``555-01xx``
     covers fictitious US numbers). Versions, hex literals and dotted identifiers in code are
@@ -42,7 +42,7 @@ class Scrub(Map):
         >>> ds.pipe(ik.pii.scrub())[0]["instruction"]
         'Email <EMAIL_ADDRESS> or call <PHONE_NUMBER>.'
         >>> ds.pipe(ik.pii.scrub(operator="drop")).removed["detail"].to_list()
-        ['EMAIL_ADDRESS, PHONE_NUMBER']
+        ['{"entities":["EMAIL_ADDRESS","PHONE_NUMBER"]}']
     """
 
     name = "pii.scrub"
@@ -119,5 +119,6 @@ class Scrub(Map):
         if self.operator == "drop":
             types = entity_list(frame, counts)
             reason = pl.Series([None if t is None else "pii" for t in types], dtype=pl.String)
-            out = mark(out, reason, types)
+            details = pl.Series([None if t is None else detail(entities=t.split(", ")) for t in types], dtype=pl.String)
+            out = mark(out, reason, details)
         return out

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from instructkit.transform import detail_field
+
 if TYPE_CHECKING:
     from instructkit.dataset import Dataset
 
@@ -30,13 +32,6 @@ DUPLICATE_SUFFIX = "duplicate"
 #: Removed-log reasons of decontamination.
 CONTAMINATION_PREFIX = "contamina"
 
-# free-text details: "kept=<id>", "kept_id: <id>", "duplicate of <id>", "same as <id>"
-# (JSON details, as instructkit's dedup writes them, are read by key first)
-_KEPT_RE = (
-    r"(?:\bkept(?:_id)?|\bkeep(?:_id)?|\bduplicate of|\bdup(?:licate)?_of|\bsame as|\bof"
-    r"|\brepresentative)['\"]?\s*[=:]?\s*['\"]?([^\s,;'\"(){}]+)"
-)
-_KEPT_KEYS = ("kept", "kept_id", "keep", "duplicate_of", "representative")
 
 
 def source_counts(dataset: Dataset) -> pl.DataFrame:
@@ -131,32 +126,26 @@ def languages(dataset: Dataset, top: int = 15) -> pl.DataFrame | None:
 
 def duplicate_clusters(dataset: Dataset, top: int = 10, examples: int = 3) -> dict[str, Any]:
     """Duplicate clusters from the removed log: rows whose reason ends in ``duplicate`` and
-    whose detail names the kept record: a JSON object with ``kept`` (what ``ik.dedup``
-    writes), or text such as ``kept=<id>`` or ``duplicate of <id>``.
+    whose detail names the kept record: a JSON object with a ``kept`` key (the detail
+    convention, :func:`~instructkit.transform.detail`; what ``ik.dedup`` writes).
 
     Returns ``{"by_reason": frame[reason, removed], "clusters": [...], "unlinked": n}``; each
     cluster is ``{"kept_id", "kept_text", "size", "reasons", "examples": [texts]}``, biggest
     first (``size`` counts the kept record). ``unlinked`` counts duplicates whose detail
-    names no kept id.
+    names no kept id (no ``kept`` key: a step that does not follow the convention).
 
     Example:
         >>> import polars as pl, instructkit as ik
         >>> ds = ik.Dataset.from_records([{"instruction": "a"}, {"instruction": "a"}], source="s")
         >>> dropped = ds.filter(pl.col("id") != "s:1", reason="exact_duplicate")
-        >>> removed = dropped.removed.with_columns(detail=pl.lit("kept=s:0"))
+        >>> removed = dropped.removed.with_columns(detail=pl.lit('{"kept":"s:0"}'))
         >>> duplicate_clusters(ik.Dataset(dropped.to_polars(), removed))["clusters"][0]["size"]
         2
     """
     removed = dataset.removed.filter(pl.col("reason").str.ends_with(DUPLICATE_SUFFIX))
     by_reason = removed.group_by("reason").len("removed").sort(
         ["removed", "reason"], descending=[True, False])
-    detail = pl.col("detail").fill_null("")
-    linked = removed.with_columns(
-        pl.coalesce(
-            *[detail.str.json_path_match(f"$.{key}") for key in _KEPT_KEYS],
-            detail.str.extract(_KEPT_RE, 1),
-        ).alias("kept_id")
-    )
+    linked = removed.with_columns(detail_field("kept", _json_only()).alias("kept_id"))
     unlinked = int(linked["kept_id"].is_null().sum())
     linked = linked.filter(pl.col("kept_id").is_not_null())
     sizes = (
@@ -259,7 +248,8 @@ def contamination(dataset: Dataset, examples: int = 3) -> dict[str, Any]:
 
     Reads removed rows whose reason starts with ``contamina`` and, for
     ``ik.decontaminate(action="flag")``, kept records whose ``contamination`` column is set;
-    details look like ``benchmark=gsm8k item=1234 ngrams=12``. Returns ``{"by_benchmark":
+    details are JSON objects (``{"benchmark":"gsm8k","item":"1234","ngrams":12}``, see
+    docs/pipeline.md). Returns ``{"by_benchmark":
     frame[benchmark, removed, flagged, items], "examples": {benchmark: [{id, item, ngrams,
     text}]}}``.
     """
@@ -272,11 +262,11 @@ def contamination(dataset: Dataset, examples: int = 3) -> dict[str, Any]:
             pl.lit("flagged").alias("reason"),
         )
         rows = pl.concat([rows.select(flagged.columns), flagged])
-    detail = pl.col("detail").fill_null("")
+    detail = _json_only()
     rows = rows.with_columns(
-        detail.str.extract(r"benchmark\s*=\s*(\S+)", 1).fill_null("(unknown)").alias("benchmark"),
-        detail.str.extract(r"item\s*=\s*(\S+)", 1).alias("item"),
-        detail.str.extract(r"ngrams\s*=\s*(\d+)", 1).cast(pl.Int64).alias("ngrams"),
+        detail_field("benchmark", detail).fill_null("(unknown)"),
+        detail_field("item", detail),
+        detail_field("ngrams", detail, pl.Int64),
     )
     by_benchmark = (
         rows.group_by("benchmark")
@@ -296,6 +286,13 @@ def contamination(dataset: Dataset, examples: int = 3) -> dict[str, Any]:
             for r in part.iter_rows(named=True)
         ]
     return {"by_benchmark": by_benchmark, "examples": shown}
+
+
+def _json_only() -> pl.Expr:
+    """The ``detail`` column where it is a JSON object (the convention); null elsewhere, so
+    a step's free-text detail reads as "no keys" rather than failing the report."""
+    detail = pl.col("detail")
+    return pl.when(detail.str.starts_with("{")).then(detail)
 
 
 def removal_reasons(dataset: Dataset) -> pl.DataFrame:

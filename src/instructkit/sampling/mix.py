@@ -435,8 +435,15 @@ def _removed_rows(dropped: pl.DataFrame, name: str, target: int, available: int)
 
 
 def downsampled_detail(name: str, target: int, available: int) -> str:
-    """The removed log's detail for a record its source left out (``ik.mix``, ``ik.sample``)."""
-    return f"source={name} target={target} available={available}"
+    """The removed log's detail for a record its source left out (``ik.mix``, ``ik.sample``).
+
+    Example:
+        >>> downsampled_detail("a", 2, 5)
+        '{"available":5,"source":"a","target":2}'
+    """
+    from instructkit.transform import detail
+
+    return detail(available=available, source=name, target=target)
 
 
 # inputs ---------------------------------------------------------------------------------------
