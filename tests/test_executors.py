@@ -14,7 +14,7 @@ import instructkit as ik
 from instructkit.executors import run
 from instructkit.io.scan import Scan
 from instructkit.schema import empty_removed
-from instructkit.transform import Filter, Global, Map
+from instructkit.transform import Filter, Global, Map, detail_expr
 
 # --- small transforms of each kind, so these tests do not depend on other modules -----------
 
@@ -56,7 +56,7 @@ class FirstOfText(Global):
         return (
             allh.join(first, on="h", maintain_order="left")
             .filter(pl.col("id") != pl.col("of"))
-            .select("id", pl.lit("exact_duplicate").alias("reason"), ("of " + pl.col("of")).alias("detail"))
+            .select("id", pl.lit("exact_duplicate").alias("reason"), detail_expr(kept=pl.col("of")).alias("detail"))
         )
 
 
@@ -208,6 +208,218 @@ def test_killed_run_leaves_no_spill_files_behind(tmp_path: Path) -> None:
     assert not (out / "state" / "tmp").exists()
     fresh = run([ik.dedup.minhash(threshold=0.7)], corpus.path, batch_size=700)
     assert int(resumed.stdout.split()[-1]) == fresh.records_out < 3_000
+
+
+# --- protocol hooks, history, cleanup, redaction ---------------------------------------
+
+
+def test_flagging_global_step_keeps_records_on_every_path(tmp_path: Path) -> None:
+    """F1: apply_decision is the one hook every path calls, so action='flag' keeps records."""
+    item = "natalia sold clips to forty eight of her friends in april and then half as many in may"
+    toy = ik.benchmarks.from_records("toy", [{"q": item}], ["q"])
+    ds = ik.Dataset.from_records([{"instruction": item if i % 3 == 0 else f"task {i}", "output": "ok"}
+                                  for i in range(9)], source="f")
+    step = ik.decontaminate([toy], n=5, action="flag")
+    memory = ds.pipe(step)
+    streamed = run([step], ds, batch_size=2, output=tmp_path / "out").to_dataset()
+    assert len(memory) == len(streamed) == 9 and streamed.removed.height == 0
+    assert streamed.to_polars()["contaminated"].to_list() == [i % 3 == 0 for i in range(9)]
+    assert streamed.to_polars().equals(memory.to_polars())
+
+
+class Counted(Global):
+    """Records how many rows ``observe`` saw at once (a Global step must see them all)."""
+
+    name = "test.counted"
+    batch_size: ClassVar[int] = 3
+    seen: ClassVar[list[int]] = []
+
+    def observe(self, batch: pl.DataFrame) -> pl.DataFrame:
+        Counted.seen.append(batch.height)
+        return batch.select("id")
+
+    def decide(self, states: list[Any]) -> pl.DataFrame:
+        ids = pl.concat(states)["id"]
+        return pl.DataFrame({"id": ids.tail(1), "reason": ["last"], "detail": [None]})
+
+
+class Slices(Map):
+    name = "test.slices"
+    batch_size: ClassVar[int] = 3
+
+    def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.with_columns(pl.lit(frame.height).cast(pl.String).alias("system"))
+
+
+class Shrinks(Map):
+    name = "test.shrinks"
+    batch_size: ClassVar[int] = 3
+
+    def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.head(frame.height - 1)
+
+
+def test_global_steps_see_every_row_and_maps_run_in_slices() -> None:
+    ds = ik.Dataset.from_records([{"instruction": f"t{i}"} for i in range(10)], source="g")
+    Counted.seen = []
+    out = ds.pipe(Counted())
+    assert Counted.seen == [10]  # one observe over all rows, not per 3-row slice
+    assert out.removed["id"].to_list() == ["g:9"] and len(out) == 9
+    assert ds.pipe(Slices()).to_polars()["system"].to_list() == ["3"] * 9 + ["1"]
+    with pytest.raises(RuntimeError, match=r"step 'test.shrinks' returned 6 rows for 10"):
+        ds.pipe(Shrinks())
+    with pytest.raises(RuntimeError, match=r"returned 1 rows for 2"):
+        ds.head(2).pipe(Shrinks())  # unsliced too
+
+
+def test_read_errors_are_counted_once(tmp_path: Path) -> None:
+    """D7: records_in is the reader's count, which has the bad line already."""
+    path = tmp_path / "c.jsonl"
+    lines = [json.dumps(r) for r in _records(10)]
+    lines.insert(4, "{not json")
+    path.write_text("\n".join(lines) + "\n")
+    result = run([Shout(), MinChars()], ik.scan(path, batch_size=4, on_error="skip"), output=tmp_path / "out")
+    assert result.records_in == 11
+    assert result.records_in == result.records_out + result.to_dataset().removed.height
+    memory = run([Shout()], ik.read(path, on_error="skip"))  # an in-memory source: errors counted once too
+    assert memory.records_in == 11
+
+
+def test_history_is_one_typed_record_per_step_with_params(jsonl: Path, tmp_path: Path) -> None:
+    from instructkit.history import StepRecord
+
+    memory = ik.read(jsonl).pipe(*STEPS)
+    result = run(STEPS, jsonl, batch_size=40, output=tmp_path / "out")
+    assert all(isinstance(r, StepRecord) for r in result.history)
+    # the read record names the reader (a Scan here, a file for ik.read); every step's params match
+    assert [(r.step, r.params) for r in result.history][1:] == [(h["step"], h["params"]) for h in memory.history][1:]
+    assert result.history[3].params == "FirstOfText()"
+    # write_shard keeps every field, params included
+    shard = json.loads((tmp_path / "out" / "manifest.json").read_text())["shards"]["0"]
+    assert shard["history"][1]["params"] == "Shout()"
+    edited = memory.with_columns(pl.col("output").str.to_lowercase())
+    assert edited.history[-1]["step"] == "with_columns" and edited.history[-1]["params"] == "columns=output"
+
+
+def test_dedup_reads_against_on_the_driver_before_any_batch(tmp_path: Path) -> None:
+    reference = tmp_path / "ref.jsonl"
+    reference.write_text(json.dumps({"instruction": "task 3", "output": "answer 3"}) + "\n")
+    step = ik.dedup.exact(fields=("instruction",), against=str(reference))
+    step.prepare()  # what every executor calls once on the driver
+    reference.unlink()  # nothing reads the file after prepare()
+    result = run([step], ik.Dataset.from_records(_records(12), source="c"), batch_size=5)
+    assert "c:3" in result.dataset.removed["id"].to_list()
+
+
+def test_executors_know_no_particular_step() -> None:
+    """The executors' code names no step: no step module imported (the scratch-folder
+    helper of spill files aside), no step class, no comparison with a step's name."""
+    import ast
+
+    from instructkit.executors import local
+
+    for path in (Path(local.__file__), Path(local.__file__).with_name("ray.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.startswith(("instructkit.decontam", "instructkit.filters", "instructkit.pii")), node.module
+                assert not node.module.startswith("instructkit.dedup") or node.module == "instructkit.dedup._spill"
+            if isinstance(node, ast.Name):
+                assert node.id not in ("MinHash", "Decontaminate", "BandShuffle"), (path.name, node.id)
+            if isinstance(node, ast.Attribute):
+                assert node.attr not in ("_CACHE", "_CACHE_LOCK"), (path.name, node.attr)
+            if isinstance(node, ast.Compare) and ast.unparse(node.left) in ("step.name", "s.name", "steps[position].name"):
+                raise AssertionError(f"{path.name}:{node.lineno} compares a step's name")
+
+
+def test_resume_false_never_deletes_a_foreign_folder(tmp_path: Path) -> None:
+    """D5: only a folder whose manifest carries the run format marker, holding only a run's
+    files, is ever cleaned."""
+    foreign = tmp_path / "theirs"
+    (foreign / "data").mkdir(parents=True)
+    (foreign / "manifest.json").write_text(json.dumps({"shards": {}, "globals": {}, "fingerprint": {}}))
+    (foreign / "data" / "precious.parquet").write_bytes(b"PAR1")
+    for resume in (False, True):
+        with pytest.raises(FileExistsError, match=r'theirs.manifest\.json has no "format": "instructkit-run/1"'):
+            run([Shout()], ik.Dataset.from_records(_records(3)), output=foreign, resume=resume)
+    assert (foreign / "data" / "precious.parquet").read_bytes() == b"PAR1"
+    assert json.loads((foreign / "manifest.json").read_text())["shards"] == {}
+
+    ours = tmp_path / "ours"
+    run([Shout()], ik.Dataset.from_records(_records(5)), batch_size=2, output=ours)
+    assert json.loads((ours / "manifest.json").read_text())["format"] == "instructkit-run/1"
+    (ours / "data" / "notes.txt").write_text("added by hand")
+    with pytest.raises(FileExistsError, match=r"holds 'data/notes.txt', which no instructkit run writes"):
+        run([Shout()], ik.Dataset.from_records(_records(5)), batch_size=2, output=ours, resume=False)
+    assert (ours / "data" / "notes.txt").exists() and (ours / "data" / "part-00000.parquet").exists()
+    (ours / "data" / "notes.txt").unlink()
+    again = run([MinChars()], ik.Dataset.from_records(_records(5)), batch_size=5, output=ours, resume=False)
+    assert sorted(p.name for p in (ours / "data").iterdir()) == ["part-00000.parquet"]
+    assert again.records_in == 5
+
+
+SECRET = "jane.doe@corp-mail.org"
+
+
+class Redact(Map):
+    """A tiny redacting step: replaces :data:`SECRET` (``redacts``: executors must not write
+    a batch to disk before it has passed this step)."""
+
+    name = "test.redact"
+    redacts: ClassVar[bool] = True
+
+    def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.with_columns(pl.col("instruction").str.replace_all(SECRET, "<EMAIL>", literal=True))
+
+
+class NotRedact(Redact):
+    name = "test.not_redact"
+    redacts: ClassVar[bool] = False
+
+
+class Crash(Map):
+    """Fails on the final pass while ``armed``: a crash after the global step's observe pass."""
+
+    name = "test.crash"
+    armed: ClassVar[bool] = False
+
+    def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
+        if Crash.armed:
+            raise RuntimeError("crash")
+        return frame
+
+
+def _files_holding(folder: Path, needle: str) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and needle.encode() in p.read_bytes())
+
+
+@pytest.mark.parametrize("redactor", [Redact, NotRedact])
+def test_no_pre_scrub_batch_is_written_before_a_redacting_step(tmp_path: Path, redactor: type) -> None:
+    """D19: with a redacting step after a global one, the observe pass spills nothing (the
+    final pass recomputes from the source), so a crash leaves no raw value on disk."""
+    records = [{"instruction": f"write to {SECRET} about task {i % 5}", "output": f"ok {i}"} for i in range(12)]
+    ds = ik.Dataset.from_records(records, source="p")
+    steps = [FirstOfText(), redactor(), Crash()]
+    out = tmp_path / "out"
+    Crash.armed = True
+    try:
+        with pytest.raises(RuntimeError, match="crash"):
+            run(steps, ds, batch_size=3, output=out)
+    finally:
+        Crash.armed = False
+    leaked = _files_holding(out, SECRET)
+    if redactor is Redact:
+        assert leaked == [], leaked
+        assert json.loads((out / "manifest.json").read_text())["globals"]["0"]["spill"] is None
+    else:  # without the flag the batches are spilled as they are: the test can see a leak
+        assert any(p.startswith("state/spill-0/") for p in leaked), leaked
+    resumed = run(steps, ds, batch_size=3, output=out)
+    memory = ds.pipe(*steps)
+    assert resumed.to_dataset().to_polars().equals(memory.to_polars())
+    if redactor is Redact:
+        assert SECRET not in "".join(resumed.to_dataset().to_polars()["instruction"])
+        # the duplicates FirstOfText removed before the scrub are the removed log's business
+        assert all(p.startswith("removed/") for p in _files_holding(out, SECRET))
 
 
 def _with_ids(path: Path, ids: list[str]) -> Path:

@@ -1,0 +1,162 @@
+"""Executor parity: every registered step gives the same result in memory, streamed and on Ray.
+
+Each built-in step of ``instructkit.transform.registry()`` runs with a small configuration
+(:func:`configs`) over one small dataset (:data:`RECORDS`) three ways, through
+:func:`instructkit.testing.check_transform`: ``ds.pipe(step)``,
+``Pipeline([step]).run(ds, output=dir, batch_size=2)`` and the same on Ray with 2 CPUs.
+The kept ids and their order, the columns and their values, and the removed log (``id,
+step, reason, detail``) must be equal. A new built-in step without an entry in
+:func:`configs` fails :func:`test_every_registered_step_has_a_configuration`.
+
+The dataset is crafted so that each filtering step removes something: an exact and a near
+duplicate, a French record, an e-mail address, a benchmark item (against a one-item
+benchmark file), a refusal, an empty output, and a record of a reference file
+(``dedup.exact(against=path)``). ``benchmarks/conformance_matrix.py`` writes the matrix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import instructkit as ik
+from instructkit.testing import EXECUTORS, ConformanceError, check_transform, differences
+from instructkit.transform import Map, registry
+
+ITEM = "Natalia sold clips to 48 of her friends in April and then she sold half as many clips in May"
+POEM = "Write a short poem about the sea and the sky at night."
+WAVES = "Waves roll in and out under the silver moon tonight."
+ROME = {"instruction": "Summarize the history of Rome in three sentences.", "output": "Rome grew, ruled and fell."}
+SKY = {"instruction": "Explain why the sky is blue to a child.", "output": "Sunlight scatters off air, and blue light scatters most."}
+
+RECORDS: list[dict[str, Any]] = [
+    {"instruction": POEM, "output": WAVES},
+    {"instruction": POEM, "output": WAVES},  # exact duplicate of 0
+    {"instruction": POEM[:-1] + "!", "output": WAVES[:-1] + ", softly."},  # near duplicate of 0
+    {"instruction": "Écris un court poème sur la mer et le ciel la nuit.", "output": "Les vagues roulent sous la lune."},
+    {"instruction": "Email jane.doe@corp-mail.org about the meeting on Monday.", "output": "Sure, I will write to her today."},
+    {"instruction": ITEM + ". How many clips did she sell?", "output": "72"},  # benchmark item
+    {"instruction": "Tell me your opinion about politics in detail.", "output": "As an AI language model, I cannot share opinions."},
+    {"instruction": "Describe a sunny morning in the countryside.", "output": ""},
+    ROME,  # also in the reference file
+    SKY,
+    {"instruction": "  Translate   'good morning' into Spanish.  ", "output": "Buenos días."},
+    SKY,  # exact duplicate of 9
+]
+
+#: What each step must remove from RECORDS (in memory), so the check is not vacuous.
+REMOVES = {
+    "decontaminate": {"c:5"},
+    "dedup.exact": {"c:1", "c:8", "c:11"},
+    "dedup.fuzzy": {"c:1", "c:2", "c:11"},
+    "dedup.minhash": {"c:1", "c:2", "c:11"},
+    "pii.scrub": {"c:4"},
+    "langid": {"c:3"},
+    "quality": {"c:6", "c:7"},
+}
+
+
+def configs(folder: Path) -> dict[str, dict[str, Any]]:
+    """Constructor arguments of every built-in step (files it reads live in ``folder``)."""
+    bench = folder / "bench.jsonl"
+    bench.write_text(json.dumps({"question": ITEM, "answer": "72"}) + "\n")
+    reference = folder / "reference.jsonl"
+    reference.write_text(json.dumps(ROME) + "\n")
+    return {
+        "decontaminate": {"benchmarks": [{"from_file": {"path": str(bench), "fields": ["question"]}}], "n": 8},
+        "dedup.exact": {"against": str(reference)},
+        "dedup.fuzzy": {"threshold": 0.9},
+        "dedup.minhash": {"threshold": 0.6, "num_perm": 64, "ngram": 3},
+        "pii.detect": {},
+        "pii.scrub": {"operator": "drop"},
+        "langid": {"keep": ["en"]},
+        "normalize": {"collapse_spaces": True},
+        "quality": {},
+        "sample": {"total": 8, "seed": 0},
+        "template.qa": {"fields": {"question": "instruction", "context": "output", "answer": "output"}},
+        "template.closed_qa": {},
+        "template.summarize": {"fields": {"document": "instruction", "summary": "output"}},
+        "template.translate": {"fields": {"source": "instruction", "target": "output"},
+                               "source_lang": "en", "target_lang": "fr"},
+        "template.classify": {"labels": {"c": "chat", "d": "docs"}, "fields": {"text": "instruction", "label": "source"}},
+        "template.custom": {"instruction": "Rewrite this: {instruction}", "output": "{output}"},
+    }
+
+
+def builtin_steps() -> dict[str, type]:
+    """The registry's steps that ship with instructkit (test modules register their own)."""
+    return {n: c for n, c in registry().items() if c.__module__.startswith("instructkit.")}
+
+
+def dataset() -> ik.Dataset:
+    return ik.Dataset.from_records(RECORDS, source="c")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("conformance")
+
+
+@pytest.fixture(scope="module")
+def ray_instance() -> Any:
+    """One Ray instance for the module: starting Ray takes seconds."""
+    if os.environ.get("CI") == "true":
+        import ray
+    else:
+        ray = pytest.importorskip("ray", reason="the Ray executor needs ray (pip install instructkit[ray])")
+    # workers import instructkit from where this process does, and this module by name
+    paths = [str(Path(ik.__file__).parents[1]), str(Path(__file__).parent)]
+    env = {"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=env)
+    yield ray
+    ray.shutdown()
+
+
+def test_every_registered_step_has_a_configuration(folder: Path) -> None:
+    missing = sorted(set(builtin_steps()) - set(configs(folder)))
+    assert not missing, f"add a configuration for {missing} to tests/test_conformance.py::configs"
+    stale = sorted(set(configs(folder)) - set(builtin_steps()))
+    assert not stale, f"configurations for steps that no longer exist: {stale}"
+
+
+@pytest.mark.parametrize("name", sorted(builtin_steps()))
+def test_step_conforms_on_every_executor(name: str, folder: Path, ray_instance: Any) -> None:
+    step = builtin_steps()[name](**configs(folder)[name])
+    results = check_transform(step, dataset(), EXECUTORS, batch_size=2, num_cpus=2, workdir=folder)
+    memory = results["memory"]
+    assert set(memory.removed["id"]) == REMOVES.get(name, set(memory.removed["id"]))
+    if name == "sample":
+        assert len(memory) == 8
+    assert len(memory) + memory.removed.height == len(RECORDS)
+
+
+def test_check_transform_reports_a_step_that_depends_on_batches(folder: Path) -> None:
+    class BatchMark(Map):
+        """Writes the size of the batch it saw: a step that breaks the protocol."""
+
+        name = "test.batch_mark"
+
+        def apply(self, frame: Any) -> Any:
+            import polars as pl
+
+            return frame.with_columns(pl.lit(str(frame.height)).alias("meta"))
+
+    with pytest.raises(ConformanceError, match=r"memory vs local: column 'meta' differs at id 'c:0': "
+                                               r"'12' expected, '2' got"):
+        check_transform(BatchMark(), dataset(), ("memory", "local"), workdir=folder)
+
+
+def test_differences_name_order_and_log() -> None:
+    ds = dataset()
+    assert differences(ds, ds) == []
+    reordered = ik.Dataset(ds.to_polars().reverse(), ds.removed)
+    assert differences(ds, reordered) == [
+        "kept ids in another order: first at position 0, 'c:0' expected, 'c:11' got"]
+    dropped = ds.pipe(ik.quality())
+    kept, log = differences(ds.pipe(ik.quality(refusals=None)), dropped)
+    assert kept == "kept ids: 11 expected, 10 got; missing ['c:6']"
+    assert log.startswith("removed log: 1 rows expected, 2 got; expected only []; got only [('c:6', 'quality', 'refusal'")
