@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -555,8 +556,10 @@ def test_ray_equals_local(mixed_inputs: Scan, tmp_path: Path) -> None:
     ]
     local = run(steps, mixed_inputs, output=tmp_path / "local")
     try:
-        # workers import this test module (its transforms) by name
-        env = {"env_vars": {"PYTHONPATH": str(Path(__file__).parent)}}
+        # workers import instructkit from where this process does, and this test module (its
+        # transforms) by name
+        paths = [str(Path(ik.__file__).parents[1]), str(Path(__file__).parent)]
+        env = {"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=env)
         distributed = run(steps, mixed_inputs, executor="ray", output=tmp_path / "ray")
         # Ray Data drops empty blocks; an empty input still gets its (empty) shard

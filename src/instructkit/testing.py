@@ -68,8 +68,8 @@ def differences(expected: Dataset, got: Dataset, limit: int = 5) -> list[str]:
     Example:
         >>> import instructkit as ik
         >>> a = ik.Dataset.from_records([{"instruction": "x"}, {"instruction": "y"}])
-        >>> differences(a, a.head(1))
-        ['kept ids: 2 expected, 1 got; missing [\\'records:1\\']']
+        >>> print(differences(a, a.head(1))[0])
+        kept ids: 2 expected, 1 got; missing ['records:1']
     """
     out: list[str] = []
     want, have = expected.to_polars(), got.to_polars()
