@@ -15,7 +15,7 @@ import pytest
 import instructkit as ik
 from instructkit.profiling import cli
 from instructkit.profiling.bench import can_measure_memory
-from instructkit.transform import Filter, Global
+from instructkit.transform import Filter, Global, detail_expr
 
 
 class MinChars(Filter):
@@ -46,7 +46,7 @@ class SameLength(Global):
         frame = pl.concat(states).with_columns((pl.col("n") // (self.tolerance + 1)).alias("b"))
         first = frame.group_by("b", maintain_order=True).agg(pl.col("id").first().alias("of"))
         return frame.join(first, on="b").filter(pl.col("id") != pl.col("of")).select(
-            "id", pl.lit("same_length").alias("reason"), pl.col("of").alias("detail"))
+            "id", pl.lit("same_length").alias("reason"), detail_expr(kept=pl.col("of")).alias("detail"))
 
 
 def _data(n: int = 60) -> ik.Dataset:

@@ -87,6 +87,15 @@ def configs(folder: Path) -> dict[str, dict[str, Any]]:
     }
 
 
+#: More configurations of some steps: (name, extra arguments, what the step must remove).
+VARIANTS: list[tuple[str, dict[str, Any], set[str]]] = [
+    # F1: flagging keeps every record on every path (apply_decision is the one hook)
+    ("decontaminate", {"action": "flag"}, set()),
+    # against= a file: read on the driver by prepare(), never by a worker
+    ("dedup.fuzzy", {"against": "reference.jsonl"}, {"c:1", "c:2", "c:8", "c:11"}),
+]
+
+
 def builtin_steps() -> dict[str, type]:
     """The registry's steps that ship with instructkit (test modules register their own)."""
     return {n: c for n, c in registry().items() if c.__module__.startswith("instructkit.")}
@@ -132,6 +141,18 @@ def test_step_conforms_on_every_executor(name: str, folder: Path, ray_instance: 
     if name == "sample":
         assert len(memory) == 8
     assert len(memory) + memory.removed.height == len(RECORDS)
+
+
+@pytest.mark.parametrize(("name", "extra", "removes"), VARIANTS, ids=[f"{n}-{sorted(e)[0]}" for n, e, _ in VARIANTS])
+def test_step_variants_conform(name: str, extra: dict[str, Any], removes: set[str], folder: Path,
+                               ray_instance: Any) -> None:
+    arguments = {**configs(folder)[name], **extra}
+    if "against" in extra:
+        arguments["against"] = str(folder / extra["against"])
+    results = check_transform(builtin_steps()[name](**arguments), dataset(), workdir=folder)
+    assert set(results["memory"].removed["id"]) == removes
+    if extra.get("action") == "flag":
+        assert results["ray"].to_polars()["contaminated"].to_list() == [i == 5 for i in range(len(RECORDS))]
 
 
 def test_check_transform_reports_a_step_that_depends_on_batches(folder: Path) -> None:

@@ -6,7 +6,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import instructkit as ik
-from instructkit.transform import REASON, apply_drops, from_config, registry
+from instructkit.transform import (
+    REASON,
+    apply_drops,
+    detail_expr,
+    from_config,
+    parse_detail,
+    registry,
+)
 
 
 class FirstWordDup(ik.Global):
@@ -27,7 +34,7 @@ class FirstWordDup(ik.Global):
         allrows = pl.concat(states)
         first = allrows.group_by("w", maintain_order=True).agg(pl.col("id").first().alias("kept"))
         dropped = allrows.join(first, on="w").filter(pl.col("id") != pl.col("kept"))
-        return dropped.select("id", pl.lit("dup_word").alias("reason"), pl.format("kept {}", "kept").alias("detail"))
+        return dropped.select("id", pl.lit("dup_word").alias("reason"), detail_expr(kept=pl.col("kept")).alias("detail"))
 
 
 def make(n=6):
@@ -41,7 +48,7 @@ def test_pipe_moves_drops_to_removed_with_step_reason_detail():
     assert len(ds) + ds.removed.height == 6
     assert set(ds.removed["reason"]) == {"empty_output", "dup_word"}
     row = ds.removed.filter(pl.col("reason") == "dup_word").row(0, named=True)
-    assert row["step"] == "test.first_word_dup" and row["detail"].startswith("kept t:")
+    assert row["step"] == "test.first_word_dup" and parse_detail(row["detail"])["kept"].startswith("t:")
     assert REASON not in ds.columns
 
 

@@ -334,6 +334,22 @@ def _read_ndjson(path: Path) -> pl.DataFrame:
     return frames[0] if frames else pl.DataFrame(schema=SCHEMA)
 
 
+def check_marker(out: Path) -> dict[str, Any]:
+    """The manifest of the run in ``out``; ``FileExistsError`` unless it carries the
+    :data:`RUN_FORMAT` marker (a ``manifest.json`` instructkit did not write)."""
+    manifest = out / MANIFEST
+    try:
+        data = json.loads(manifest.read_text())
+    except (OSError, ValueError) as e:
+        raise FileExistsError(f"{manifest} is not an instructkit run manifest ({e}); leaving {out} alone") from e
+    if not isinstance(data, dict) or data.get("format") != RUN_FORMAT:
+        raise FileExistsError(
+            f'{manifest} has no "format": "{RUN_FORMAT}" marker: {out} was not written by this '
+            "version of instructkit, so it is neither resumed nor deleted; choose another output folder"
+        )
+    return data
+
+
 def owned_files(out: Path) -> list[Path]:
     """Every file under ``out`` if the folder is a run instructkit wrote: a manifest with
     the :data:`RUN_FORMAT` marker, and only files a run writes. Raises ``FileExistsError``
@@ -349,16 +365,7 @@ def owned_files(out: Path) -> list[Path]:
         ...
         FileExistsError: ...manifest.json has no "format": "instructkit-run/1" marker: ...
     """
-    manifest = out / MANIFEST
-    try:
-        data = json.loads(manifest.read_text())
-    except (OSError, ValueError) as e:
-        raise FileExistsError(f"{manifest} is not an instructkit run manifest ({e}); not deleting {out}") from e
-    if not isinstance(data, dict) or data.get("format") != RUN_FORMAT:
-        raise FileExistsError(
-            f'{manifest} has no "format": "{RUN_FORMAT}" marker: {out} was not written by this '
-            "version of instructkit, so it is not deleted; choose another output folder"
-        )
+    check_marker(out)
     files = []
     for path in sorted(out.rglob("*")):
         if path.is_dir() and not path.is_symlink():
@@ -393,8 +400,7 @@ class Manifest:
         self.path = out / MANIFEST
         self.fingerprint = fingerprint
         if self.path.exists() and resume:
-            owned_files(out)  # a foreign manifest.json is not resumed (nor written over) either
-            data = json.loads(self.path.read_text())
+            data = check_marker(out)  # a foreign manifest.json is not resumed (nor written over)
             if data.get("fingerprint") != fingerprint:
                 changed = sorted(
                     k for k in set(fingerprint) | set(data.get("fingerprint", {}))

@@ -13,10 +13,12 @@ Records flow through Ray Data as Arrow blocks:
   them), which returns one Arrow row per batch holding the compact state (MinHash: ids and
   counts, the signatures and band hashes in a spill file; exact dedup: 64-bit hashes;
   decontamination: index hits). ``decide`` runs on the driver over the states in input
-  order, so its answer is the local executor's. For MinHash the grouping by band hash is a
-  Ray Data shuffle (:mod:`~instructkit.executors.ray_minhash`: band rows, a hash
-  ``repartition`` on the band hash, buckets turned into candidate pairs on the workers);
-  the driver verifies the pairs and joins them by union-find (connected components).
+  order, so its answer is the local executor's. A step may bring a grouping that runs on
+  the cluster through :meth:`~instructkit.transform.Global.decide_options` for ``"ray"``:
+  MinHash's band hashes are grouped by a Ray Data shuffle
+  (:mod:`~instructkit.executors.ray_minhash`: band rows, a hash ``repartition`` on the band
+  hash, buckets turned into candidate pairs on the workers); the driver verifies the pairs
+  and joins them by union-find (connected components).
 - **Broadcast.** The steps, the drops decided so far and each step's
   :meth:`~instructkit.transform.Transform.shared_state` (built once, on the driver, after
   :meth:`~instructkit.transform.Transform.prepare`: decontamination's n-gram index) are put
