@@ -31,6 +31,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "normalize": ("instructkit.filters.normalize", "Normalize"),
     "quality": ("instructkit.filters.quality", "Quality"),
     "langid": ("instructkit.filters.langid", "LangID"),
+    "conversations": ("instructkit.filters.conversations", "Conversations"),
     "split": ("instructkit.sampling.split", "split"),
     "mix": ("instructkit.sampling.mix", "mix"),
     "sample": ("instructkit.sampling.sample", "Sample"),
@@ -67,6 +68,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # static tools see the lazy names
     from instructkit import benchmarks, dedup, pii, synth, templates  # noqa: F401
     from instructkit.decontam import Decontaminate as decontaminate  # noqa: F401
+    from instructkit.filters.conversations import Conversations as conversations  # noqa: F401
     from instructkit.filters.langid import LangID as langid  # noqa: F401
     from instructkit.filters.normalize import Normalize as normalize  # noqa: F401
     from instructkit.filters.quality import Quality as quality  # noqa: F401
