@@ -41,6 +41,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "benchmarks": ("instructkit.decontam.benchmarks", None),
     "decontaminate": ("instructkit.decontam", "Decontaminate"),
     "report": ("instructkit.reports.html", "report"),
+    "card": ("instructkit.reports.card", "card"),
+    "export": ("instructkit.io.export", "export"),
+    "push_to_hub": ("instructkit.io.export", "push_to_hub"),
     "finetune": ("instructkit.training.qlora", "finetune"),
     "generate": ("instructkit.training.generate", "generate"),
     "bench": ("instructkit.profiling.bench", "bench"),
@@ -72,7 +75,9 @@ if TYPE_CHECKING:  # static tools see the lazy names
     from instructkit.filters.langid import LangID as langid  # noqa: F401
     from instructkit.filters.normalize import Normalize as normalize  # noqa: F401
     from instructkit.filters.quality import Quality as quality  # noqa: F401
+    from instructkit.io.export import export, push_to_hub  # noqa: F401
     from instructkit.io.read import from_hf, from_pandas, read  # noqa: F401
+    from instructkit.reports.card import card  # noqa: F401
     from instructkit.pipeline import Pipeline  # noqa: F401
     from instructkit.sampling.mix import mix  # noqa: F401
     from instructkit.sampling.sample import Sample as sample  # noqa: F401
