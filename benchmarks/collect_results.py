@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["io", "dedup", "langid", "pii", "decontam", "report", "scaling", "bench", "finetune", "finetune_gpu"]
+ORDER = ["install", "io", "dedup", "langid", "pii", "decontam", "report", "scaling", "bench", "finetune", "finetune_gpu"]
 
 HEADER = """# Benchmark results
 

