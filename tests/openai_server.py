@@ -26,6 +26,7 @@ class OpenAIServer:
         self.stop_after = stop_after
         self.answered = 0
         self.failed = 0
+        self.dead = False
         self.bodies: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
@@ -54,6 +55,10 @@ class OpenAIServer:
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
                     return
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if server.dead:
+                    # a dead server answers nothing: the client sees the connection drop
+                    self.close_connection = True
+                    return
                 with server._lock:
                     if server.failed < server.fail_first:
                         server.failed += 1
@@ -68,6 +73,7 @@ class OpenAIServer:
                     server.answered += 1
                     server.bodies.append(body)
                     done = server.stop_after is not None and server.answered >= server.stop_after
+                    server.dead = server.dead or done
                 self._send(200, {
                     "id": f"chatcmpl-{server.answered}", "object": "chat.completion", "created": 0,
                     "model": body["model"],
