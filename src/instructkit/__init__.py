@@ -49,6 +49,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "bench": ("instructkit.profiling.bench", "bench"),
     "sweep": ("instructkit.profiling.sweep", "sweep"),
     "synth": ("instructkit.synth", None),
+    "LLM": ("instructkit.llm", "LLM"),
+    "score": ("instructkit.score", None),
+    "augment": ("instructkit.augment", None),
 }
 
 __all__ = ["Dataset", "concat", "Transform", "Map", "Filter", "Global", "set_quiet", *_LAZY]
@@ -69,7 +72,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static tools see the lazy names
-    from instructkit import benchmarks, dedup, pii, synth, templates  # noqa: F401
+    from instructkit import augment, benchmarks, dedup, pii, score, synth, templates  # noqa: F401
     from instructkit.decontam import Decontaminate as decontaminate  # noqa: F401
     from instructkit.filters.conversations import Conversations as conversations  # noqa: F401
     from instructkit.filters.langid import LangID as langid  # noqa: F401
@@ -77,8 +80,9 @@ if TYPE_CHECKING:  # static tools see the lazy names
     from instructkit.filters.quality import Quality as quality  # noqa: F401
     from instructkit.io.export import export, push_to_hub  # noqa: F401
     from instructkit.io.read import from_hf, from_pandas, read  # noqa: F401
-    from instructkit.reports.card import card  # noqa: F401
+    from instructkit.llm import LLM  # noqa: F401
     from instructkit.pipeline import Pipeline  # noqa: F401
+    from instructkit.reports.card import card  # noqa: F401
     from instructkit.sampling.mix import mix  # noqa: F401
     from instructkit.sampling.sample import Sample as sample  # noqa: F401
     from instructkit.sampling.split import split  # noqa: F401
