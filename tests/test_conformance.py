@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 
 import instructkit as ik
@@ -57,7 +60,46 @@ REMOVES = {
     "pii.scrub": {"c:4"},
     "langid": {"c:3"},
     "quality": {"c:6", "c:7"},
+    "conversations": {"c:7"},
+    "score.select": {"c:1", "c:2", "c:3", "c:4", "c:6", "c:7", "c:10"},
 }
+
+
+class ScriptedLLM(ik.LLM):
+    """A deterministic stand-in for a model: its answers and log-probabilities are functions of
+    the text, so model-based steps can be compared across executors bit for bit (the numbers of
+    real models are checked against transformers in tests/test_llm.py)."""
+
+    local = True
+    model = "scripted"
+
+    def __init__(self) -> None:
+        super().__init__(cache=False)
+
+    def _generate(self, convs: list[list[dict[str, str]]], params: dict[str, Any]) -> Iterator[tuple[int, str]]:
+        for i, conv in enumerate(convs):
+            yield i, f"Score: {zlib.crc32(conv[-1]['content'].encode()) % 5 + 1}"
+
+    def logprobs(self, prompts: Any, completions: Any) -> list[list[float]]:
+        return [[-(zlib.crc32((p + w).encode()) % 97 + 1) / 50 for w in c.split()]
+                for p, c in zip(prompts, completions, strict=True)]
+
+
+def _reward_model(folder: Path) -> Path:
+    import torch
+    from tiny_llama import build_tokenizer
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    path = folder / "reward-model"
+    if not (path / "config.json").is_file():
+        tok = build_tokenizer()
+        config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                             num_labels=1, pad_token_id=tok.pad_token_id)
+        torch.manual_seed(0)
+        LlamaForSequenceClassification(config).save_pretrained(path)
+        tok.save_pretrained(path)
+    return path
 
 
 def configs(folder: Path) -> dict[str, dict[str, Any]]:
@@ -84,6 +126,12 @@ def configs(folder: Path) -> dict[str, dict[str, Any]]:
                                "source_lang": "en", "target_lang": "fr"},
         "template.classify": {"labels": {"c": "chat", "d": "docs"}, "fields": {"text": "instruction", "label": "source"}},
         "template.custom": {"instruction": "Rewrite this: {instruction}", "output": "{output}"},
+        "conversations": {},
+        "score.ifd": {"model": ScriptedLLM()},
+        "score.perplexity": {"model": ScriptedLLM()},
+        "score.judge": {"llm": ScriptedLLM()},
+        "score.reward": {"model": str(_reward_model(folder))},
+        "score.select": {"by": "rating", "top_fraction": 0.5, "valid_range": [0, 1]},
     }
 
 
@@ -102,7 +150,9 @@ def builtin_steps() -> dict[str, type]:
 
 
 def dataset() -> ik.Dataset:
-    return ik.Dataset.from_records(RECORDS, source="c")
+    # a score column, as a scoring step would add, for score.select
+    ratings = [0.9, 0.2, None, 0.5, 1.3, 0.7, 0.1, 0.4, 0.8, 0.6, 0.3, 0.95]
+    return ik.Dataset.from_records(RECORDS, source="c").with_columns(pl.Series("rating", ratings, dtype=pl.Float64))
 
 
 @pytest.fixture(scope="module")

@@ -71,6 +71,24 @@ class LLM:
         self.cache = _open_cache(cache)
         self.requests_sent = 0
 
+    def __getstate__(self) -> dict[str, Any]:
+        # executors ship steps, and the models in them, to worker processes: what is loaded
+        # (weights, engines, connections) loads again there, and the cache reopens by path
+        state = {k: v for k, v in self.__dict__.items() if k not in self._unpicklable}
+        state["cache"] = None if self.cache is None else self.cache.path
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.cache = _open_cache(state["cache"])
+        self._reset()
+
+    #: Attributes rebuilt in a worker process rather than pickled.
+    _unpicklable: tuple[str, ...] = ()
+
+    def _reset(self) -> None:
+        """Rebuild the attributes listed in ``_unpicklable`` (after unpickling)."""
+
     @classmethod
     def from_transformers(
         cls,
@@ -191,16 +209,10 @@ class TransformersLLM(LLM):
         self.model = f"transformers:{path.resolve()}"
         self._loaded: tuple[Any, Any] | None = None
 
-    def __getstate__(self) -> dict[str, Any]:
-        # executors ship steps to workers: the weights load there again, the cache reopens
-        state = dict(self.__dict__)
-        state["_loaded"] = None
-        state["cache"] = None if self.cache is None else self.cache.path
-        return state
+    _unpicklable = ("_loaded",)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.cache = _open_cache(state["cache"])
+    def _reset(self) -> None:
+        self._loaded = None
 
     def load(self) -> tuple[Any, Any]:
         """The ``(model, tokenizer)``, loaded once, in eval mode."""
@@ -353,8 +365,14 @@ class OpenAILLM(LLM):
         self.model = f"openai:{base_url.rstrip('/')}:{model}"
         self.api_key, self.concurrency = api_key, concurrency
         self.max_retries, self.backoff, self.timeout = max_retries, backoff, timeout
+        self.requests_per_minute = requests_per_minute
         self._limiter = _RateLimiter(requests_per_minute)
         self.retries = 0
+
+    _unpicklable = ("_limiter",)
+
+    def _reset(self) -> None:
+        self._limiter = _RateLimiter(self.requests_per_minute)
 
     def _client(self) -> Any:
         import os
@@ -420,6 +438,11 @@ class VLLMLLM(LLM):
         self.model_path, self.engine_options = model, engine
         self.model = f"vllm:{model}"
         self._engine: Any = None
+
+    _unpicklable = ("_engine",)
+
+    def _reset(self) -> None:
+        self._engine = None
 
     def engine(self) -> Any:
         """The ``vllm.LLM`` engine, started once."""

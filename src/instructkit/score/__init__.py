@@ -47,13 +47,21 @@ def _model_param(model: str | Path | LLM) -> str | LLM:
 
 
 def _split(frame: pl.DataFrame, template: str, llm: LLM) -> tuple[list[str], list[str]]:
-    """Every record's (prompt, last response) in ``template``, without the EOS string."""
-    from instructkit.templates.formats import get_format
+    """Every record's (prompt, last response) in ``template``, without the EOS string; a record
+    with an empty response gets ``""`` (its score is then null)."""
+    from instructkit.templates.formats import FormatError, get_format
 
     tokenizer = llm.load()[1] if isinstance(llm, TransformersLLM) else None
     fmt = get_format(template, tokenizer, eos="") if template in ("alpaca",) else get_format(template, tokenizer)
-    pairs = [fmt.split(r) for r in frame.select(_RECORD_COLUMNS).iter_rows(named=True)]
-    return [p for p, _ in pairs], [r for _, r in pairs]
+    prompts, responses = [], []
+    for record in frame.select(_RECORD_COLUMNS).iter_rows(named=True):
+        try:
+            prompt, response = fmt.split(record)
+        except FormatError:
+            prompt, response = fmt.prompt(record), ""
+        prompts.append(prompt)
+        responses.append(response)
+    return prompts, responses
 
 
 def _mean_loss(logprobs: list[float]) -> float | None:
