@@ -14,11 +14,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from openai_server import OpenAIServer
+from tiny_llama import build_tiny_llama
 
 import instructkit as ik
 from instructkit.llm import ResponseCache
-from openai_server import OpenAIServer
-from tiny_llama import build_tiny_llama
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -94,9 +94,8 @@ def test_ifd_and_perplexity_equal_a_hand_computation(tiny: Path) -> None:
 
 def test_reward_equals_the_classifier_logit(tmp_path: Path) -> None:
     import torch
-    from transformers import LlamaConfig, LlamaForSequenceClassification
-
     from tiny_llama import build_tokenizer
+    from transformers import LlamaConfig, LlamaForSequenceClassification
 
     tok = build_tokenizer()
     config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=1,
