@@ -41,6 +41,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "decontaminate": ("instructkit.decontam", "Decontaminate"),
     "report": ("instructkit.reports.html", "report"),
     "finetune": ("instructkit.training.qlora", "finetune"),
+    "tokenize": ("instructkit.training.tokenize", "tokenize"),
     "generate": ("instructkit.training.generate", "generate"),
     "bench": ("instructkit.profiling.bench", "bench"),
     "sweep": ("instructkit.profiling.sweep", "sweep"),
