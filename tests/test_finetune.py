@@ -164,6 +164,9 @@ def test_qlora_outputs(qlora_run, dataset: ik.Dataset) -> None:  # noqa: ANN001
     assert run["split"] == {"train_examples": 45, "eval_examples": 5,
                             "eval_ids": run["split"]["eval_ids"]}
     assert run["tokenization"]["truncated"] == 0
+    assert run["tokenization"]["method"] == "offsets"
+    assert run["tokenization"]["boundary_merges"] == 0 == len(run["tokenization"]["boundary_merge_ids"])
+    assert run["data_provenance"] is None and run["checkpoints"]["save_every"] is None
 
 
 def test_adapter_reloads_with_same_eval_loss(
@@ -290,10 +293,14 @@ def test_plain_lora_with_merge(tiny_model: str, dataset: ik.Dataset, tmp_path) -
 
 
 def test_cli_matches_api_and_is_deterministic(tiny_model: str, tmp_path) -> None:  # noqa: ANN001
+    import hashlib
+
     from instructkit.training.cli import add_parser
 
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in _records(20)))
+    sidecar = tmp_path / "data.jsonl.provenance.json"
+    sidecar.write_text('{"history": [{"step": "read"}]}\n')
     parser = argparse.ArgumentParser(prog="instructkit")
     add_parser(parser.add_subparsers())
     args = parser.parse_args([
@@ -304,6 +311,10 @@ def test_cli_matches_api_and_is_deterministic(tiny_model: str, tmp_path) -> None
     ])
     assert args.func(args) == 0
     cli_log = json.loads((tmp_path / "cli" / "training_log.json").read_text())["steps"]
+    cli_run = json.loads((tmp_path / "cli" / "instructkit_run.json").read_text())
+    assert cli_run["data_provenance"] == [{
+        "data_file": str(data), "provenance": str(sidecar),
+        "sha256": hashlib.sha256(sidecar.read_bytes()).hexdigest()}]
     api = ik.finetune(ik.read(data), tiny_model, tmp_path / "api", quantization=None, max_steps=3,
                       batch_size=4, gradient_accumulation=2, lora_r=4, lora_alpha=8,
                       max_seq_length=96, eval_fraction=0.1, seed=7)
