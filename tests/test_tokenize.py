@@ -312,3 +312,32 @@ def test_tokenize_table_truncation_and_no_response_rows(tokenizers: dict) -> Non
 def test_tokenize_refuses_a_path(tokenizers: dict) -> None:
     with pytest.raises(TypeError, match="ik.read"):
         ik.tokenize("train.jsonl", tokenizers["bpe"])
+
+
+DATA = __import__("pathlib").Path(__file__).parents[1].parent / "shared" / "data" / "instructions"
+
+
+@pytest.mark.skipif(not (DATA / "alpaca_en_demo.json").is_file(),
+                    reason="needs ../shared/data/instructions/alpaca_en_demo.json")
+@pytest.mark.parametrize("template", ["alpaca", "llama2", "chatml", "vicuna"])
+def test_real_records_hub_sentencepiece(tokenizers: dict, template: str) -> None:
+    """200 real Alpaca records (and 100 two-turn conversations made of them, with a system
+    prompt): on the Hub-layout tokenizer the old per-segment ids differed in every record;
+    the training ids are the whole text's, and the prompt part is generate's prompt."""
+    tok = tokenizers["hub"]
+    records = list(ik.read(DATA / "alpaca_en_demo.json"))[:200]
+    multi = [{"id": f"m{i}", "system": SYSTEM, "messages": [
+        {"role": "user", "content": a["instruction"]}, {"role": "assistant", "content": a["output"]},
+        {"role": "user", "content": b["instruction"]}, {"role": "assistant", "content": b["output"]}]}
+        for i, (a, b) in enumerate(zip(records[0::2], records[1::2], strict=True))]
+    fmt = get_format(template, tokenizer=tok)
+    for recs in ([records] if template == "alpaca" else [records, multi]):
+        table = ik.tokenize(recs, tok, template=template, max_seq_length=100_000)
+        assert table["boundary_merges"].sum() == 0
+        old_differs = 0
+        for r, row in zip(recs, table.iter_rows(named=True), strict=True):
+            assert row["input_ids"] == _whole_text_ids(tok, fmt.render(r))
+            runs = _learned_runs(row["labels"])
+            assert row["input_ids"][: runs[-1][0]] == encode_prompt(fmt.prompt(r), tok)
+            old_differs += _per_segment_ids(tok, fmt.segments(r)) != row["input_ids"]
+        assert old_differs == len(recs)
