@@ -8,9 +8,15 @@ schedule): once through ``ik.finetune`` and once through a hand-written
 the report gives medians of tokens/s and peak GPU memory, and ik's overhead against the
 baseline (the target is at most 5%).
 
-Run on a CUDA machine (skips cleanly elsewhere):
+Before timing, the 4-bit base as ``ik.finetune`` loads it is checked: every
+``Linear4bit`` must hold NF4 weights and compute in bfloat16, and the run record must say
+``compute_dtype: bfloat16``.
+
+Run on a CUDA machine (skips cleanly elsewhere; ``--dry-run`` checks the data preparation,
+which needs no GPU):
 
     HF_HUB_OFFLINE=1 python benchmarks/bench_finetune_gpu.py --steps 50 --repeats 3
+    python benchmarks/bench_finetune_gpu.py --dry-run
 
 Writes ``benchmarks/results/finetune_gpu.md``.
 """
@@ -45,10 +51,7 @@ def build_model(path: Path) -> int:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    sys.path.insert(0, str(ROOT / "tests"))
-    from tiny_llama import build_tokenizer
-
-    tokenizer = build_tokenizer(texts=[" ".join(WORDS)] * 8, vocab_size=512)
+    tokenizer = bench_tokenizer()
     config = LlamaConfig(
         **LLAMA_1B, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
@@ -74,6 +77,54 @@ def records(n: int, seed: int = 0) -> list[dict[str, str]]:
     return [{"instruction": text(100), "input": "", "output": text(2000)} for _ in range(n)]
 
 
+def bench_tokenizer():  # noqa: ANN201
+    """The offline BPE tokenizer both loops use."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from tiny_llama import build_tokenizer
+
+    return build_tokenizer(texts=[" ".join(WORDS)] * 8, vocab_size=512)
+
+
+def prepare(data: list[dict], tokenizer, seq_len: int) -> list:  # noqa: ANN001
+    """Tokenize ``data`` as both loops do (``ik.finetune``'s tokenizer) and check that
+    every example is exactly ``seq_len`` tokens with a learned part."""
+    from instructkit.templates.formats import get_format
+    from instructkit.training.data import tokenize_records
+
+    examples, stats = tokenize_records(
+        [dict(r, id=str(i)) for i, r in enumerate(data)],
+        get_format("alpaca", tokenizer=tokenizer), tokenizer, seq_len,
+    )
+    lengths = {len(e.input_ids) for e in examples}
+    if len(examples) != len(data) or lengths != {seq_len}:
+        raise SystemExit(f"data preparation: {len(examples)}/{len(data)} examples, lengths {lengths}")
+    if stats.response_tokens == 0:
+        raise SystemExit("data preparation: no learned tokens")
+    return examples
+
+
+def check_nf4_bf16(model_dir: Path) -> int:
+    """Load the base as ``ik.finetune`` does on CUDA; every 4-bit layer must be NF4 with
+    bfloat16 compute. Returns the number of 4-bit layers."""
+    import bitsandbytes as bnb
+    import torch
+
+    from instructkit.training.model import load_base_model, resolve_dtype
+
+    dtype = resolve_dtype("auto", "cuda", quantized=True)
+    if dtype != torch.bfloat16:
+        raise SystemExit(f"NF4 check: ik resolves compute dtype {dtype} on this GPU, not bfloat16")
+    model = load_base_model(model_dir, "nf4", dtype, "cuda")
+    layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    bad = [(type(m).__name__, m.compute_dtype, m.weight.quant_type) for m in layers
+           if m.compute_dtype != torch.bfloat16 or m.weight.quant_type != "nf4"]
+    if not layers or bad:
+        raise SystemExit(f"NF4 check: {len(layers)} 4-bit layers, wrong ones: {bad[:3]}")
+    del model
+    torch.cuda.empty_cache()
+    return len(layers)
+
+
 def run_ik(model_dir: Path, data: list[dict], args: argparse.Namespace, out: Path) -> dict:
     import torch
 
@@ -92,6 +143,7 @@ def run_ik(model_dir: Path, data: list[dict], args: argparse.Namespace, out: Pat
     res = result.run["result"]
     assert result.run["resolved"]["optimizer"] == "paged_adamw_8bit"
     assert result.run["resolved"]["quantization"] == "nf4"
+    assert result.run["resolved"]["compute_dtype"] == "bfloat16"
     return {
         "tokens": res["tokens"], "train_seconds": res["train_seconds"],
         "tokens_per_second": res["tokens"] / res["train_seconds"], "wall_seconds": wall,
@@ -113,16 +165,10 @@ def run_trainer(model_dir: Path, data: list[dict], args: argparse.Namespace, out
         TrainingArguments,
     )
 
-    from instructkit.templates.formats import get_format
-    from instructkit.training.data import tokenize_records
-
     torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    examples, _ = tokenize_records(
-        [dict(r, id=str(i)) for i, r in enumerate(data)],
-        get_format("alpaca", tokenizer=tokenizer), tokenizer, args.seq_len,
-    )
+    examples = prepare(data, tokenizer, args.seq_len)
     train = [{"input_ids": e.input_ids, "attention_mask": [1] * len(e.input_ids),
               "labels": e.labels} for e in examples]
     bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
@@ -161,7 +207,7 @@ def run_trainer(model_dir: Path, data: list[dict], args: argparse.Namespace, out
     return result
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
@@ -169,11 +215,18 @@ def main() -> int:
     parser.add_argument("--grad-accum", type=int, default=4)
     parser.add_argument("--seq-len", type=int, default=512)
     parser.add_argument("--output", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check the data preparation only (no GPU needed), write nothing")
+    args = parser.parse_args(argv)
     try:
         import torch
     except ImportError:
         print("skipped: torch is not installed")
+        return 0
+    data = records(args.steps * args.batch_size * args.grad_accum)
+    examples = prepare(data, bench_tokenizer(), args.seq_len)
+    print(f"data: {len(examples)} examples of {args.seq_len} tokens")
+    if args.dry_run:
         return 0
     if not torch.cuda.is_available():
         print("skipped: no CUDA GPU; this benchmark needs one (nothing written)")
@@ -185,7 +238,8 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="ik_bench_ft_"))
     n_params = build_model(work / "llama1b")
-    data = records(args.steps * args.batch_size * args.grad_accum)
+    n_4bit = check_nf4_bf16(work / "llama1b")
+    print(f"NF4 check: {n_4bit} Linear4bit layers, nf4 weights, bfloat16 compute", flush=True)
     runs: dict[str, list[dict]] = {"instructkit": [], "trainer": []}
     for i in range(args.repeats):
         for name, fn in (("instructkit", run_ik), ("trainer", run_trainer)):
@@ -208,6 +262,7 @@ def main() -> int:
         f"- model: random-init Llama, {n_params / 1e9:.2f}B parameters ({LLAMA_1B}), 4-bit NF4 "
         "+ double quant, bf16 compute, LoRA r=16 all-linear, paged 8-bit AdamW, gradient "
         "checkpointing",
+        f"- NF4 check: {n_4bit} Linear4bit layers hold nf4 weights and compute in bfloat16",
         f"- {args.steps} optimizer steps of {args.batch_size}x{args.grad_accum} sequences, "
         f"max_seq_length {args.seq_len}; {args.repeats} alternating runs each, medians",
         "",

@@ -164,6 +164,9 @@ def test_qlora_outputs(qlora_run, dataset: ik.Dataset) -> None:  # noqa: ANN001
     assert run["split"] == {"train_examples": 45, "eval_examples": 5,
                             "eval_ids": run["split"]["eval_ids"]}
     assert run["tokenization"]["truncated"] == 0
+    assert run["tokenization"]["method"] == "offsets"
+    assert run["tokenization"]["boundary_merges"] == 0 == len(run["tokenization"]["boundary_merge_ids"])
+    assert run["data_provenance"] is None and run["checkpoints"]["save_every"] is None
 
 
 def test_adapter_reloads_with_same_eval_loss(
@@ -290,10 +293,14 @@ def test_plain_lora_with_merge(tiny_model: str, dataset: ik.Dataset, tmp_path) -
 
 
 def test_cli_matches_api_and_is_deterministic(tiny_model: str, tmp_path) -> None:  # noqa: ANN001
+    import hashlib
+
     from instructkit.training.cli import add_parser
 
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in _records(20)))
+    sidecar = tmp_path / "data.jsonl.provenance.json"
+    sidecar.write_text('{"history": [{"step": "read"}]}\n')
     parser = argparse.ArgumentParser(prog="instructkit")
     add_parser(parser.add_subparsers())
     args = parser.parse_args([
@@ -304,6 +311,10 @@ def test_cli_matches_api_and_is_deterministic(tiny_model: str, tmp_path) -> None
     ])
     assert args.func(args) == 0
     cli_log = json.loads((tmp_path / "cli" / "training_log.json").read_text())["steps"]
+    cli_run = json.loads((tmp_path / "cli" / "instructkit_run.json").read_text())
+    assert cli_run["data_provenance"] == [{
+        "data_file": str(data), "provenance": str(sidecar),
+        "sha256": hashlib.sha256(sidecar.read_bytes()).hexdigest()}]
     api = ik.finetune(ik.read(data), tiny_model, tmp_path / "api", quantization=None, max_steps=3,
                       batch_size=4, gradient_accumulation=2, lora_r=4, lora_alpha=8,
                       max_seq_length=96, eval_fraction=0.1, seed=7)
@@ -330,3 +341,180 @@ def test_bad_arguments(tiny_model: str, tmp_path, kwargs: dict, message: str) ->
 def test_path_dataset_is_refused(tiny_model: str, tmp_path) -> None:  # noqa: ANN001
     with pytest.raises(TypeError, match="ik.read"):
         ik.finetune(str(tmp_path / "x.jsonl"), tiny_model, tmp_path)
+
+
+# resume after kill -9 ---------------------------------------------------------------------
+
+RESUME_ARGS = {"max_steps": 7, "save_every": 2, "batch_size": 4, "gradient_accumulation": 2,
+               "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "learning_rate": 5e-3,
+               "max_seq_length": 128, "eval_fraction": 0.1, "eval_every": 3, "seed": 3}
+
+# The child trains with resume=True; with a kill step it SIGKILLs itself inside that step,
+# after the backward passes and before the optimizer update: the work since the last
+# checkpoint is lost, as with a real `kill -9`.
+CHILD = """
+import json, os, signal, sys
+import torch
+torch.set_num_threads(1)
+import instructkit as ik
+model, out, data, kill_at = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+args = json.loads(sys.argv[5])
+if kill_at:
+    clip = torch.nn.utils.clip_grad_norm_
+    calls = []
+    def clip_then_die(*a, **k):
+        calls.append(1)
+        if len(calls) == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return clip(*a, **k)
+    torch.nn.utils.clip_grad_norm_ = clip_then_die
+ik.finetune(ik.read(data), model, out, resume=True, **args)
+"""
+
+
+def _child(tiny_model: str, out, data, kill_at: int):  # noqa: ANN001, ANN202
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", INSTRUCTKIT_QUIET="1",
+               PYTHONPATH=os.pathsep.join([str(Path(ik.__file__).parents[1]),
+                                           os.environ.get("PYTHONPATH", "")]))
+    return subprocess.run(
+        [sys.executable, "-c", CHILD, tiny_model, str(out), str(data), str(kill_at),
+         json.dumps(RESUME_ARGS)],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+
+
+def test_resume_after_kill_gives_the_same_adapter(tiny_model: str, tmp_path) -> None:  # noqa: ANN001
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in _records(40)))
+    out = tmp_path / "killed"
+    killed = _child(tiny_model, out, data, kill_at=6)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-4"]
+    assert not (out / "adapter_model.safetensors").exists()
+    state = json.loads((out / "checkpoint-4" / "state.json").read_text())
+    assert state["step"] == 4 and [r["step"] for r in state["log"]] == [1, 2, 3, 4]
+
+    resumed = _child(tiny_model, out, data, kill_at=0)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    straight = ik.finetune(ik.read(data), tiny_model, tmp_path / "straight", **RESUME_ARGS)
+    assert (out / "adapter_model.safetensors").read_bytes() == (
+        straight.output_dir / "adapter_model.safetensors").read_bytes()
+    log = json.loads((out / "training_log.json").read_text())["steps"]
+    assert [r["train_loss"] for r in log] == straight.train_loss
+    assert [r["eval_loss"] for r in log] == [r["eval_loss"] for r in straight.log]
+    run = json.loads((out / "instructkit_run.json").read_text())
+    assert run["checkpoints"] == {"save_every": 2, "resumed_from": "checkpoint-4",
+                                  "resumed_at_step": 4}
+    assert straight.run["checkpoints"]["resumed_from"] is None
+
+
+def test_resume_refuses_another_run(tiny_model: str, tmp_path) -> None:  # noqa: ANN001
+    ds = ik.Dataset.from_records(_records(12))
+    args = dict(FAST, quantization=None, max_steps=3, save_every=2, eval_fraction=0.0)
+    ik.finetune(ds, tiny_model, tmp_path, **args)
+    assert (tmp_path / "checkpoint-2" / "state.json").is_file()
+    with pytest.raises(ValueError, match=r"different run \(lora_r: 8 -> 4"):
+        ik.finetune(ds, tiny_model, tmp_path, resume=True, **dict(args, lora_r=4))
+    other = ik.Dataset.from_records(_records(13))
+    with pytest.raises(ValueError, match="dataset content hash differs"):
+        ik.finetune(other, tiny_model, tmp_path, resume=True, **args)
+
+
+# provenance of the training data ----------------------------------------------------------
+
+
+def test_data_provenance_links(tmp_path) -> None:  # noqa: ANN001
+    import hashlib
+
+    from instructkit.training.qlora import data_provenance
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    x = tmp_path / "a" / "train.jsonl"
+    x.write_text("{}\n")
+    sidecar = tmp_path / "a" / "train.jsonl.provenance.json"
+    sidecar.write_text('{"history": []}\n')
+    (tmp_path / "a" / "instructkit_run.json").write_text('{"recipe": "a"}\n')
+    y = tmp_path / "b" / "other.jsonl"
+    y.write_text("{}\n")
+    run_json = tmp_path / "b" / "instructkit_run.json"
+    run_json.write_text('{"recipe": "b"}\n')
+    z = tmp_path / "loose.jsonl"
+    z.write_text("{}\n")
+    got = data_provenance([x, y, z])
+    sha = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
+    assert got == [
+        {"data_file": str(x), "provenance": str(sidecar), "sha256": sha(sidecar)},
+        {"data_file": str(y), "provenance": str(run_json), "sha256": sha(run_json)},
+        {"data_file": str(z), "provenance": None, "sha256": None},
+    ]
+    assert data_provenance(str(tmp_path / "b")) == [
+        {"data_file": str(tmp_path / "b"), "provenance": str(run_json), "sha256": sha(run_json)}]
+    assert [g["data_file"] for g in data_provenance(str(tmp_path / "*" / "*.jsonl"))] == [
+        str(x), str(y)]
+
+
+# parity with trl ---------------------------------------------------------------------------
+
+
+def test_first_step_loss_and_tokens_match_trl(tiny_model: str, tokenizer, tmp_path) -> None:  # noqa: ANN001
+    """The same records as prompt/completion text, completion-only loss: trl's SFTTrainer
+    tokenizes them to the same ids and labels, and its loss on the batch equals ik's
+    first-step loss (LoRA B starts at zero, so both are the base model's loss)."""
+    pytest.importorskip("trl")
+    datasets = pytest.importorskip("datasets")
+    from transformers import AutoModelForCausalLM
+    from trl import SFTConfig, SFTTrainer
+
+    from instructkit.templates.formats import get_format
+
+    records = [dict(r, id=f"r{i}") for i, r in enumerate(_records(8))]
+    records[3]["input"] = "with an input"
+    fmt = get_format("alpaca", tokenizer=tokenizer)
+    pairs = [fmt.split(r) for r in records]
+    # the prompt carries the BOS that ik prepends (trl's tokenizer call adds none here)
+    hf = datasets.Dataset.from_list(
+        [{"prompt": tokenizer.bos_token + p, "completion": c} for p, c in pairs])
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    config = SFTConfig(output_dir=str(tmp_path / "trl"), per_device_train_batch_size=8,
+                       max_steps=1, completion_only_loss=True, max_length=128, bf16=False,
+                       use_cpu=True, report_to=[], dataloader_num_workers=0, seed=0)
+    trainer = SFTTrainer(model=model, args=config, train_dataset=hf, processing_class=tokenizer)
+    batch = next(iter(trainer.get_train_dataloader()))
+    rows = set()
+    for ids, labels, mask in zip(batch["input_ids"].tolist(), batch["labels"].tolist(),
+                                 batch["attention_mask"].tolist(), strict=True):
+        n = sum(mask)
+        rows.add((tuple(ids[:n]), tuple(labels[:n])))
+    table = ik.tokenize(records, tokenizer, template="alpaca", max_seq_length=128)
+    ours = {(tuple(r["input_ids"]), tuple(r["labels"])) for r in table.iter_rows(named=True)}
+    assert rows == ours
+    model.eval()
+    with torch.no_grad():
+        trl_loss = float(trainer.compute_loss(model, {k: v for k, v in batch.items()}))
+    run = ik.finetune(records, tiny_model, tmp_path / "ik", quantization=None, max_steps=1,
+                      batch_size=8, gradient_accumulation=1, eval_fraction=0.0,
+                      lora_dropout=0.0, max_seq_length=128)
+    assert run.train_loss[0] == pytest.approx(trl_loss, abs=1e-4)
+
+
+def test_gpu_benchmark_data_preparation_runs_on_cpu(capsys) -> None:  # noqa: ANN001
+    """The GPU benchmark imports, and its data preparation (no GPU needed) gives examples
+    of exactly --seq-len tokens; without CUDA the timing part skips cleanly."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "bench_finetune_gpu.py"
+    spec = importlib.util.spec_from_file_location("bench_finetune_gpu", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    small = ["--steps", "1", "--batch-size", "2", "--grad-accum", "1", "--seq-len", "512"]
+    assert bench.main([*small, "--dry-run"]) == 0
+    assert "data: 2 examples of 512 tokens" in capsys.readouterr().out
+    if not torch.cuda.is_available():
+        assert bench.main([*small, "--output", "/nonexistent/never_written.md"]) == 0
+        assert "skipped: no CUDA GPU" in capsys.readouterr().out

@@ -85,3 +85,127 @@ def build_tiny_llama(path: str | Path, seed: int = 0) -> Path:
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+SP_CORPUS = [
+    *CORPUS,
+    "Making a cake is easy. The sky is blue. Hello there, how are you? You are a helpful "
+    "assistant. Answer briefly. Tell me a joke. Why did the chicken cross the road?",
+    "USER: ASSISTANT: A chat between a curious user and an artificial intelligence assistant.",
+    "<|im_start|>system <|im_start|>user <|im_start|>assistant <|im_end|>",
+]
+SP_SPECIALS = ["<unk>", "<s>", "</s>"]
+
+
+def build_sentencepiece_tokenizer(kind: str = "hub", texts: Iterable[str] = SP_CORPUS,
+                                  vocab_size: int = 420):  # noqa: ANN201
+    """A Llama-2 style SentencePiece BPE tokenizer, built offline, in one of three layouts.
+
+    The vocabulary is laid out as Llama-2's: ``<unk> <s> </s>`` (ids 0-2), the 256 byte
+    fallback pieces ``<0x00>``..``<0xFF>`` (3-258), then pieces learned on ``texts`` with
+    merges that never cross a word start (``▁``), as sentencepiece's BPE.
+
+    - ``"hub"``: the Hub ``tokenizer.json`` of Llama-2: a ``Prepend("▁")`` + ``Replace(" ",
+      "▁")`` normalizer and no pre-tokenizer, so every piece of text between special
+      tokens gets a ``▁`` prefix, even when it starts with a space (the stray ``▁`` piece
+      of transformers#26273); wrapped in ``LlamaTokenizerFast`` with ``tokenizer_object``.
+    - ``"legacy"``: ``LlamaTokenizerFast(vocab, merges, legacy=True)``: a ``Metaspace``
+      pre-tokenizer prepending ``▁`` to every piece between special tokens.
+    - ``"nonlegacy"``: ``legacy=False``: ``▁`` only at the very start of the text.
+    """
+    import json
+
+    from tokenizers import (
+        AddedToken,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
+    from transformers import LlamaTokenizerFast
+
+    learner = Tokenizer(models.BPE(unk_token="<unk>"))
+    learner.normalizer = normalizers.Replace(" ", "▁")
+    learner.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SP_SPECIALS, show_progress=False)
+    learner.train_from_iterator(list(texts) * 4, trainer=trainer)
+    learned = json.loads(learner.to_str())["model"]
+    vocab = {s: i for i, s in enumerate(SP_SPECIALS)}
+    for b in range(256):
+        vocab[f"<0x{b:02X}>"] = len(vocab)
+    for piece in learned["vocab"]:
+        vocab.setdefault(piece, len(vocab))
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in learned["merges"]]
+    names = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
+    if kind in ("legacy", "nonlegacy"):
+        return LlamaTokenizerFast(vocab=vocab, merges=merges, legacy=kind == "legacy",
+                                  add_bos_token=True, **names)
+    if kind != "hub":
+        raise ValueError(f"kind must be hub, legacy or nonlegacy, got {kind!r}")
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True,
+                               fuse_unk=True))
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(),
+                                     decoders.Fuse(), decoders.Strip(" ", 1, 0)])
+    tok.add_special_tokens([AddedToken(s, normalized=False, special=True) for s in SP_SPECIALS])
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)])
+    return LlamaTokenizerFast(tokenizer_object=tok, **names)
+
+
+GENERATION_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for m in messages %}"
+    "{% if m['role'] == 'system' %}<|system|>{{ m['content'] }}\n"
+    "{% elif m['role'] == 'user' %}<|user|>{{ m['content'] }}\n"
+    "{% else %}<|assistant|>{% generation %}{{ m['content'] }}{{ eos_token }}{% endgeneration %}\n"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def slow_wrapper(fast):  # noqa: ANN001, ANN201
+    """A Python ("slow") tokenizer with the same pieces as ``fast`` but no offsets: its
+    ``_tokenize`` runs the Rust model on each piece of text between special tokens, and
+    ``tokenizer(text)`` prepends BOS as Llama's slow tokenizer does."""
+    from transformers import PreTrainedTokenizer
+
+    backend = fast.backend_tokenizer
+    vocab = fast.get_vocab()
+    inverse = {i: t for t, i in vocab.items()}
+
+    class SlowTokenizer(PreTrainedTokenizer):
+        def __init__(self, **kwargs) -> None:  # noqa: ANN003
+            super().__init__(**kwargs)
+
+        @property
+        def vocab_size(self) -> int:
+            return len(vocab)
+
+        def get_vocab(self) -> dict[str, int]:
+            return dict(vocab)
+
+        def _tokenize(self, text: str, **kwargs) -> list[str]:  # noqa: ANN003
+            return backend.encode(text, add_special_tokens=False).tokens
+
+        def _convert_token_to_id(self, token: str) -> int:
+            return vocab.get(token, vocab.get("<unk>", 0))
+
+        def _convert_id_to_token(self, index: int) -> str:
+            return inverse[index]
+
+        def build_inputs_with_special_tokens(self, a: list[int], b: list[int] | None = None) -> list[int]:
+            # BOS in front, as LlamaTokenizer and the fast tokenizer's post-processor
+            return [self.bos_token_id, *a] + ([self.bos_token_id, *b] if b is not None else [])
+
+        def convert_tokens_to_string(self, tokens: list[str]) -> str:
+            return backend.decode([vocab[t] for t in tokens], skip_special_tokens=False)
+
+    slow = SlowTokenizer(bos_token=fast.bos_token, eos_token=fast.eos_token,
+                         unk_token=fast.unk_token, pad_token=fast.pad_token)
+    slow.chat_template = fast.chat_template
+    return slow

@@ -45,6 +45,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "export": ("instructkit.io.export", "export"),
     "push_to_hub": ("instructkit.io.export", "push_to_hub"),
     "finetune": ("instructkit.training.qlora", "finetune"),
+    "tokenize": ("instructkit.training.tokenize", "tokenize"),
     "generate": ("instructkit.training.generate", "generate"),
     "bench": ("instructkit.profiling.bench", "bench"),
     "sweep": ("instructkit.profiling.sweep", "sweep"),

@@ -58,6 +58,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--merge", action="store_true",
                    help="also save the base with the adapter merged in, to OUTPUT/merged")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-every", type=int, default=None,
+                   help="write a resumable checkpoint every N optimizer steps")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the latest checkpoint in OUTPUT")
     p.set_defaults(func=run)
     return p
 
@@ -101,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         merge=args.merge,
         seed=args.seed,
+        save_every=args.save_every,
+        resume=args.resume,
+        data_files=args.data,
     )
     res = result.run["result"]
     tok = result.run["tokenization"]

@@ -133,11 +133,11 @@ def _generate_all(
     which other prompts share its batch, and a per-prompt seed keeps sampling reproducible."""
     import torch
 
-    from instructkit.training.data import tokenize_record
+    from instructkit.training.data import encode_prompt
 
     answers = []
     for text in texts:
-        ids, _ = tokenize_record([(text, False)], tokenizer)
+        ids = encode_prompt(text, tokenizer)
         input_ids = torch.tensor([ids], dtype=torch.long, device=device)
         torch.manual_seed(seed)
         kwargs: dict[str, Any] = {"do_sample": temperature > 0}

@@ -7,10 +7,13 @@ everything needed to reproduce the run is written next to the adapter.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import shutil
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +85,9 @@ def finetune(
     device: str = "auto",
     merge: bool = False,
     seed: int = 0,
+    save_every: int | None = None,
+    resume: bool = False,
+    data_files: str | Path | Sequence[str | Path] | None = None,
 ) -> FinetuneResult:
     """Fine-tune ``base_model`` on ``dataset`` with LoRA adapters; write them to ``output_dir``.
 
@@ -101,6 +107,21 @@ def finetune(
     every hyperparameter). ``merge=True`` also writes the base with the adapter merged in,
     in full precision, to ``output_dir/merged``.
 
+    ``save_every=N`` writes a checkpoint every N optimizer steps to
+    ``output_dir/checkpoint-<step>`` (the adapter, optimizer, scheduler, RNG and data-order
+    state; only the latest is kept). ``resume=True`` continues from the latest checkpoint
+    in ``output_dir`` (after a crash or ``kill -9``) and reaches the same final adapter as
+    an uninterrupted run; it refuses a checkpoint of a different run (other data or
+    hyperparameters) and starts from step 0, with a warning, where there is none.
+
+    ``data_files`` names the file(s) the dataset was read from: the run record then links
+    each file's provenance (``X.provenance.json`` next to file ``X``, else
+    ``instructkit_run.json`` in its folder) with its SHA-256. The CLI passes its inputs.
+
+    Records are tokenized by :func:`instructkit.tokenize` (whole text, labels by character
+    offsets); ``instructkit_run.json`` counts the tokens that straddle a prompt/response
+    boundary (``tokenization.boundary_merges``).
+
     Example:
         >>> import instructkit as ik
         >>> ds = ik.read("clean.jsonl")                                         # doctest: +SKIP
@@ -108,7 +129,8 @@ def finetune(
         >>> run.train_loss[-1] < run.train_loss[0]                              # doctest: +SKIP
         True
     """
-    hyperparameters = {k: v for k, v in locals().items() if k not in ("dataset", "eval_dataset")}
+    hyperparameters = {k: v for k, v in locals().items()
+                       if k not in ("dataset", "eval_dataset", "data_files")}
     hyperparameters["base_model"] = str(base_model)
     hyperparameters["output_dir"] = str(output_dir)
     _check_args(hyperparameters)
@@ -149,6 +171,7 @@ def finetune(
         eval_ds = None
         train_examples, eval_examples = _split(examples, eval_fraction, seed)
         eval_stats = None
+    provenance = data_provenance(data_files) if data_files is not None else None
     if not train_examples:
         raise ValueError(
             f"finetune: no trainable example left out of {len(dataset)} records "
@@ -161,6 +184,12 @@ def finetune(
     total_steps = max_steps if max_steps is not None else epochs * steps_per_epoch
     warmup_steps = math.ceil(warmup_ratio * total_steps)
     eval_interval = eval_every or max(1, total_steps // 10)
+
+    fingerprint = _fingerprint(hyperparameters, dataset, eval_ds)
+    checkpoint = _latest_checkpoint(output_dir) if resume else None
+    if resume and checkpoint is None:
+        warnings.warn(f"finetune: resume=True but {output_dir} holds no checkpoint; "
+                      "starting from step 0", stacklevel=2)
 
     torch.manual_seed(seed)
     model = load_base_model(base_model, quant, compute_dtype, dev)
@@ -186,13 +215,25 @@ def finetune(
     from instructkit._progress import progress
 
     log: list[dict[str, Any]] = []
-    torch.manual_seed(seed)  # dropout masks: same seed, same run
-    model.train()
     train_seconds = 0.0
     tokens_seen = 0
-    pad_id = tokenizer.pad_token_id
+    start_step = 0
     steps = _steps(train_examples, batch_size, gradient_accumulation, seed)
-    for step in progress(range(1, total_steps + 1), total=total_steps, desc="finetune", unit="step"):
+    if checkpoint is not None:
+        state = _load_checkpoint(checkpoint, fingerprint, model, opt, scheduler, dev)
+        log, start_step = state["log"], state["step"]
+        train_seconds, tokens_seen = state["train_seconds"], state["tokens_seen"]
+        for _ in range(start_step):  # the data order is a function of the seed: replay it
+            epoch, _micro = next(steps)
+        if start_step and epoch != state["epoch"]:
+            raise ValueError(f"finetune: checkpoint {checkpoint} is at epoch {state['epoch']}, "
+                             f"the replayed data order at epoch {epoch}")
+    else:
+        torch.manual_seed(seed)  # dropout masks: same seed, same run
+    model.train()
+    pad_id = tokenizer.pad_token_id
+    for step in progress(range(start_step + 1, total_steps + 1), total=total_steps - start_step,
+                         desc="finetune", unit="step"):
         epoch, micro = next(steps)
         t0 = time.perf_counter()
         n_targets = sum(_n_targets(e) for mb in micro for e in mb)
@@ -226,6 +267,11 @@ def finetune(
         if eval_examples and (step % eval_interval == 0 or step == total_steps):
             row["eval_loss"] = evaluate(model, eval_examples, batch_size, pad_id, dev)
         log.append(row)
+        if save_every and step % save_every == 0 and step < total_steps:
+            _save_checkpoint(output_dir, model, opt, scheduler, {
+                "step": step, "epoch": epoch, "log": log, "train_seconds": train_seconds,
+                "tokens_seen": tokens_seen, "fingerprint": fingerprint,
+            })
 
     model.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
@@ -255,6 +301,10 @@ def finetune(
         "resolved": resolved,
         "dataset": _dataset_record(dataset),
         "eval_dataset": _dataset_record(eval_ds) if eval_ds is not None else None,
+        "data_provenance": provenance,
+        "checkpoints": {"save_every": save_every,
+                        "resumed_from": checkpoint.name if checkpoint is not None else None,
+                        "resumed_at_step": start_step if checkpoint is not None else None},
         "tokenization": stats.as_dict(),
         "eval_tokenization": eval_stats.as_dict() if eval_stats is not None else None,
         "split": {"train_examples": len(train_examples), "eval_examples": len(eval_examples),
@@ -355,6 +405,8 @@ def _check_args(h: dict[str, Any]) -> None:
             raise ValueError(f"finetune: {name} must be a positive integer, got {h[name]!r}")
     if h["max_steps"] is not None and (not isinstance(h["max_steps"], int) or h["max_steps"] < 1):
         raise ValueError(f"finetune: max_steps must be a positive integer, got {h['max_steps']!r}")
+    if h["save_every"] is not None and (not isinstance(h["save_every"], int) or h["save_every"] < 1):
+        raise ValueError(f"finetune: save_every must be a positive integer, got {h['save_every']!r}")
     if h["eval_every"] is not None and h["eval_every"] < 1:
         raise ValueError(f"finetune: eval_every must be positive, got {h['eval_every']!r}")
     if not 0.0 <= h["eval_fraction"] < 1.0:
@@ -488,6 +540,133 @@ def _environment() -> dict[str, Any]:
         versions["gpu"] = torch.cuda.get_device_name()
     versions["torch_threads"] = torch.get_num_threads()
     return versions
+
+
+CHECKPOINT_PREFIX = "checkpoint-"
+# hyperparameters that change neither the trained adapter nor the data order
+_NOT_FINGERPRINTED = ("resume", "save_every", "merge", "output_dir", "eval_every")
+
+
+def _fingerprint(
+    hyperparameters: dict[str, Any], dataset: Dataset, eval_ds: Dataset | None
+) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed: the data and the training recipe."""
+    hp = {k: v for k, v in hyperparameters.items() if k not in _NOT_FINGERPRINTED}
+    return json.loads(json.dumps({
+        "hyperparameters": hp,
+        "dataset": content_hash(dataset),
+        "eval_dataset": content_hash(eval_ds) if eval_ds is not None else None,
+    }, default=str))
+
+
+def _latest_checkpoint(output_dir: Path) -> Path | None:
+    """The complete checkpoint with the highest step (``state.json`` is written last)."""
+    found = []
+    for path in output_dir.glob(f"{CHECKPOINT_PREFIX}*"):
+        suffix = path.name[len(CHECKPOINT_PREFIX):]
+        if suffix.isdigit() and (path / "state.json").is_file():
+            found.append((int(suffix), path))
+    return max(found)[1] if found else None
+
+
+def _save_checkpoint(output_dir: Path, model: Any, opt: Any, scheduler: Any,
+                     state: dict[str, Any]) -> Path:
+    """Write ``checkpoint-<step>`` atomically (a temporary folder renamed into place), then
+    drop older checkpoints: a kill at any moment leaves one complete checkpoint."""
+    import torch
+    from safetensors.torch import save_file
+
+    final = output_dir / f"{CHECKPOINT_PREFIX}{state['step']}"
+    tmp = output_dir / f".{final.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    model.save_pretrained(tmp)  # a loadable adapter, for looking at a run midway
+    trainable = {n: p.detach().to("cpu").contiguous()
+                 for n, p in model.named_parameters() if p.requires_grad}
+    save_file(trainable, str(tmp / "trainable.safetensors"))
+    rng = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    torch.save({"optimizer": opt.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng},
+               tmp / "training_state.pt")
+    _write_json(tmp / "state.json", state)
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    for old in output_dir.glob(f"{CHECKPOINT_PREFIX}*"):
+        if old != final and old.name[len(CHECKPOINT_PREFIX):].isdigit():
+            shutil.rmtree(old)
+    return final
+
+
+def _load_checkpoint(path: Path, fingerprint: dict[str, Any], model: Any, opt: Any,
+                     scheduler: Any, device: str) -> dict[str, Any]:
+    """Restore trainable weights, optimizer, scheduler and RNG from ``path``; returns its
+    ``state.json``. A checkpoint of another run (data or recipe) is refused, naming what differs."""
+    import torch
+    from safetensors.torch import load_file
+
+    state = json.loads((path / "state.json").read_text())
+    if state["fingerprint"] != fingerprint:
+        saved, now = state["fingerprint"], fingerprint
+        diffs = [f"{k}: {saved['hyperparameters'].get(k)!r} -> {v!r}"
+                 for k, v in now["hyperparameters"].items()
+                 if saved["hyperparameters"].get(k) != v]
+        diffs += [f"{k} content hash differs" for k in ("dataset", "eval_dataset")
+                  if saved[k] != now[k]]
+        raise ValueError(f"finetune: cannot resume from {path}: it belongs to a different run "
+                         f"({'; '.join(diffs) or 'fingerprint differs'})")
+    saved = load_file(str(path / "trainable.safetensors"))
+    params = dict(model.named_parameters())
+    missing = sorted(n for n, p in params.items() if p.requires_grad and n not in saved)
+    if missing or set(saved) - set(params):
+        raise ValueError(f"finetune: checkpoint {path} does not fit the model "
+                         f"(missing {missing[:3]}, unexpected {sorted(set(saved) - set(params))[:3]})")
+    with torch.no_grad():
+        for name, tensor in saved.items():
+            params[name].copy_(tensor.to(device))
+    blob = torch.load(path / "training_state.pt", map_location=device, weights_only=True)
+    opt.load_state_dict(blob["optimizer"])
+    scheduler.load_state_dict(blob["scheduler"])
+    torch.set_rng_state(blob["rng"]["cpu"].cpu())
+    if "cuda" in blob["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in blob["rng"]["cuda"]])
+    return state
+
+
+def data_provenance(data_files: str | Path | Sequence[str | Path]) -> list[dict[str, Any]]:
+    """The provenance file of each training data file, with its SHA-256.
+
+    For a file ``X`` that is ``X.provenance.json`` (written by ``ds.write(...,
+    provenance=True)``), else ``instructkit_run.json`` in X's folder (written by
+    ``instructkit run``); a folder is looked into for ``instructkit_run.json`` and a glob
+    is expanded. A file without one is listed with ``provenance: None``.
+
+    Example:
+        >>> data_provenance("missing/train.jsonl")
+        [{'data_file': 'missing/train.jsonl', 'provenance': None, 'sha256': None}]
+    """
+    import glob
+
+    items = [data_files] if isinstance(data_files, (str, Path)) else list(data_files)
+    paths: list[Path] = []
+    for item in items:
+        text = str(item)
+        matched = sorted(glob.glob(text)) if glob.has_magic(text) else [text]
+        paths += [Path(m) for m in matched]
+    out = []
+    for path in paths:
+        if path.is_dir():
+            candidates = [path / "instructkit_run.json"]
+        else:
+            candidates = [path.with_name(path.name + ".provenance.json"),
+                          path.parent / "instructkit_run.json"]
+        found = next((c for c in candidates if c.is_file()), None)
+        out.append({
+            "data_file": str(path),
+            "provenance": str(found) if found is not None else None,
+            "sha256": hashlib.sha256(found.read_bytes()).hexdigest() if found is not None else None,
+        })
+    return out
 
 
 def _write_json(path: Path, obj: Any) -> None:
