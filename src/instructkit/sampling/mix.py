@@ -389,7 +389,8 @@ def _shares(
     if weights is not None:
         if not isinstance(weights, Mapping):
             raise ValueError(f"weights must map source names to numbers, got {weights!r}")
-        unknown = [k for k in weights if k not in sizes]
+        # a weight of 0 for a source with no records at all (an empty input) is harmless
+        unknown = [k for k in weights if k not in sizes and weights[k] != 0]
         if unknown:
             raise ValueError(
                 f"weights name unknown source(s) {unknown}; the sources are {list(sizes)}"
