@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import instructkit as ik
+from instructkit.provenance import entry_dict
 from instructkit.sampling.mix import (
     ExcessiveRepeatWarning,
     UpsampleWarning,
@@ -224,7 +225,8 @@ def test_history_and_removed_of_inputs_are_kept():
 
 def test_mix_from_config():
     cfg = {"weights": {"code": 0.5, "chat": 0.5}, "total": 10, "seed": 0}
-    ds = mix_from_config({"code": make("code", 20), "chat": make("chat", 3)}, cfg)
+    with pytest.warns(UpsampleWarning, match="'chat' has 3 records for a target of 5"):
+        ds = mix_from_config({"code": make("code", 20), "chat": make("chat", 3)}, cfg)
     assert counts(ds) == {"code": 5, "chat": 5}
     with pytest.raises(ValueError, match="unknown key.*'ratio'"):
         mix_from_config({"code": make("code", 2)}, {"ratio": 1})
@@ -284,7 +286,8 @@ def test_real_data_mixture(shared_data):
         json.loads((shared_data / "instructions" / "code_alpaca_2k.json").read_text()), source="code")
     math = ik.Dataset.from_records(
         json.loads((shared_data / "instructions" / "gsm8k_train_alpaca.json").read_text()), source="math")
-    ds = ik.mix({"code": code, "math": math}, weights={"code": 0.7, "math": 0.3}, total=5000, seed=7)
+    with pytest.warns(UpsampleWarning, match="'code' has 2017 records for a target of 3500: upsampled 1.74x"):
+        ds = ik.mix({"code": code, "math": math}, weights={"code": 0.7, "math": 0.3}, total=5000, seed=7)
     assert counts(ds) == {"code": 3500, "math": 1500}
     report = mix_report(ds)
     assert report.filter(pl.col("source") == "code")["repeated"][0] == 3500 - len(code)
@@ -399,7 +402,7 @@ def test_output_is_shuffled_with_the_seed_unless_asked_not_to():
     # interleaved: both sources in the first third of the output
     assert set(one["source"].head(20)) == {"a", "b"}
     assert ik.mix(srcs, total=60, seed=5).to_polars()["id"].to_list() != one["id"].to_list()
-    assert "shuffle=False" in ik.mix(srcs, total=60, shuffle=False).history[-1]["params"]
+    assert "shuffle=False" in entry_dict(ik.mix(srcs, total=60, shuffle=False).history[-1])["params"]
 
 
 def test_mix_of_one_dataset_keeps_each_removed_row_with_its_source():
@@ -431,3 +434,8 @@ def test_mix_of_one_dataset_keeps_rows_without_a_source_in_the_log():
     mixed = ik.mix(ik.Dataset(ds.to_polars(), log), total=2)
     assert "bad.jsonl:3" in mixed.removed["id"].to_list()
     assert mixed.removed.height == 1 + 2
+
+
+def test_sample_needs_a_weight_for_every_source() -> None:
+    with pytest.raises(ValueError, match=r"weights leave out source\(s\) \['c'\]"):
+        _three_sources().pipe(ik.sample(weights={"a": 1, "b": 1}, total=10))

@@ -67,7 +67,7 @@ def test_medquad_into_webui_format(shared_data: Path, tmp_path: Path) -> None:
         tar.extractall(folder, members=members, filter="data")
     assert len(members) == 216
     ds = ik.read_medquad(folder).pipe(ik.normalize(), ik.dedup.exact())
-    assert ds.history[0]["records_in"] == 1462
+    assert ds.report()["records_in"][0] == 1462
     assert len(ds) == 1414 and dict(ds.removed.group_by("reason").len().rows()) == {"exact_duplicate": 48}
     assert {r["meta"]["collection"] for r in ds} == {"5_NIDDK_QA", "9_CDC_QA"}
 
