@@ -57,20 +57,15 @@ def split(
         if not isinstance(name, str) or name not in frame.columns:
             raise ValueError(f"cannot split on unknown column {name!r}; columns: {frame.columns}")
     group = _groups(frame, columns)
-    keys = (
-        frame[stratify].cast(pl.String).fill_null("").to_list() if stratify else [""] * frame.height
-    )
-    # one entry per group, in order of first appearance: its stratum and its rows
-    first: dict[int, str] = {}
-    for g, k in zip(group.tolist(), keys, strict=True):
-        first.setdefault(g, k)
-    strata: dict[str, list[int]] = {}
-    for g, k in first.items():
-        strata.setdefault(k, []).append(g)
+    keys = frame[stratify].cast(pl.String).fill_null("") if stratify else pl.repeat("", frame.height, eager=True)
+    # one row per group, in order of first appearance (so by group number), with the stratum
+    # of its first record
+    firsts = pl.DataFrame({"g": group, "k": keys}).unique("g", keep="first", maintain_order=True)
+    strata = firsts.partition_by("k", as_dict=True, maintain_order=True)
     rng = np.random.default_rng(seed)
-    eval_groups = np.zeros(len(first), dtype=bool)
-    for key in sorted(strata):  # sorted so the draw order does not depend on row order
-        groups = np.asarray(strata[key])
+    eval_groups = np.zeros(firsts.height, dtype=bool)
+    for key in sorted(strata, key=lambda k: k[0]):  # sorted: draws do not depend on row order
+        groups = strata[key]["g"].to_numpy()
         take = int(round(eval_fraction * len(groups)))
         eval_groups[rng.permutation(groups)[:take]] = True
     mask = pl.Series(eval_groups[group]) if frame.height else pl.Series([], dtype=pl.Boolean)
