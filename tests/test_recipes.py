@@ -16,6 +16,7 @@ import instructkit as ik
 from instructkit.pipeline import Pipeline, check_recipe, run_recipe
 from instructkit.provenance import FILENAME, read_run_record
 from instructkit.sampling.mix import ExcessiveRepeatWarning, UpsampleWarning, mix_report
+from instructkit.transform import registry
 
 TOPICS = ["river", "garden", "market", "library", "mountain", "kitchen", "harbor", "forest",
           "station", "museum", "bridge", "village", "island", "desert", "castle", "factory"]
@@ -272,3 +273,24 @@ output: {{path: out/train.jsonl}}
     eval_text = set(result.eval.to_polars().select("instruction", "input", "output").iter_rows())
     assert eval_text and not train_text & eval_text
     assert (tmp_path / "out" / FILENAME).is_file()
+
+
+def test_pipeline_run_record_says_why_it_has_no_recipe(tmp_path: Path) -> None:
+    class Opaque(ik.Map):
+        """A user step whose parameter YAML cannot hold (named after creation, so it stays
+        out of the step registry that other tests walk)."""
+
+        def __init__(self, thing: object = None) -> None:
+            self.thing = thing
+
+        def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
+            return frame
+
+    Opaque.name = "test.opaque_param"
+    assert "test.opaque_param" not in registry()
+    write_jsonl(tmp_path / "a.jsonl", [english("a", i) for i in range(4)])
+    with pytest.warns(UserWarning, match="holds no recipe: the steps do not convert to YAML"):
+        result = ik.Pipeline([Opaque(thing=object())]).run(tmp_path / "a.jsonl", output=tmp_path / "out")
+    assert result.records_out == 4
+    record = read_run_record(tmp_path / "out")
+    assert record["recipe"] is None and "RepresenterError" in record["recipe_error"]

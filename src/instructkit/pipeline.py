@@ -24,6 +24,7 @@ reads just the steps; ``run_recipe`` runs the whole job and writes ``instructkit
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,10 +89,18 @@ class Pipeline:
         if result.output is not None:
             from instructkit.provenance import write_run_record
 
+            try:
+                recipe, problem = self.to_yaml(), None
+            except (yaml.YAMLError, TypeError, ValueError) as e:
+                # the records are written; the run record says why it holds no recipe
+                recipe, problem = None, f"{type(e).__name__}: {e}"
+                warnings.warn(f"the run record {Path(result.output) / 'instructkit_run.json'} "
+                              f"holds no recipe: the steps do not convert to YAML ({problem})",
+                              stacklevel=2)
             write_run_record(
-                result.output, recipe=self.to_yaml(), inputs=_source_inputs(source),
+                result.output, recipe=recipe, inputs=_source_inputs(source),
                 history=result.history, seeds=_step_seeds(self.steps),
-                outputs={"data": Path(result.output) / "data"},
+                outputs={"data": Path(result.output) / "data"}, recipe_error=problem,
             )
         return result
 

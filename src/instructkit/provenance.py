@@ -43,17 +43,19 @@ STEP_KEYS = ("step", "kind", "params", "records_in", "records_out", "removed", "
 def write_run_record(
     folder: str | Path,
     *,
-    recipe: str,
+    recipe: str | None,
     inputs: Sequence[Mapping[str, Any]],
     history: Iterable[Any],
     seeds: Mapping[str, Any] | None = None,
     outputs: Mapping[str, str | Path] | None = None,
+    recipe_error: str | None = None,
 ) -> Path:
     """Write ``folder/instructkit_run.json`` (atomically) and return its path.
 
     Args:
         folder: where the run's output is; created if missing.
-        recipe: the recipe as YAML text.
+        recipe: the recipe as YAML text (``None`` when it cannot be written as YAML; say
+            why in ``recipe_error``, which the record then holds).
         inputs: one mapping per input: ``path`` (a file, folder, glob or list of them; every
             data file it names is hashed) and any other keys to keep with it (``source``,
             ``license``, ``origin``, reader options), or no ``path`` for in-memory data.
@@ -76,6 +78,7 @@ def write_run_record(
         "format": FORMAT,
         "instructkit_version": __version__,
         "recipe": recipe,
+        **({"recipe_error": recipe_error} if recipe_error else {}),
         "inputs": [_input(entry) for entry in inputs],
         "steps": steps,
         "records_in": steps[0]["records_in"] if steps else None,

@@ -98,9 +98,9 @@ def mix(
     Args:
         sources: ``{name: Dataset}``, or one Dataset to split by its ``source`` column.
         weights: relative weight per source (normalized). Every source needs one: a source
-            left out is an error (give it weight 0 to drop it, its records then go to the
-            removed log). Give ``weights`` or ``temperature``, not both. With neither, sources keep their
-            natural proportions (``temperature=1``).
+            left out is an error (weight 0 drops a source; its records go to the removed
+            log). Give ``weights`` or ``temperature``, not both. With neither, sources keep
+            their natural proportions (``temperature=1``).
         total: records in the result. ``None`` means the largest mixture with the requested
             proportions that repeats nothing and respects ``caps`` (every record when no
             weights or temperature are given).
@@ -108,8 +108,9 @@ def mix(
             proportions, larger values are flatter (uniform as it grows).
         replace: ``"auto"`` repeats a source only when its target exceeds its size (whole
             copies, then a remainder drawn without replacement) and warns with the repeat
-            factor; ``False`` never repeats and raises instead, naming the source; ``True`` draws every source's records independently with
-            replacement (a bootstrap sample), repeats marked the same way.
+            factor; ``False`` never repeats and raises instead, naming the source; ``True``
+            draws every source's records independently with replacement (a bootstrap
+            sample), repeats marked the same way.
         caps: the most records a source may contribute, per source or one int for all.
             With a ``total``, what a capped source cannot take is shared among the others
             by weight.
@@ -121,9 +122,9 @@ def mix(
             :class:`UpsampleWarning`); ``None`` never escalates.
 
     Returns:
-        The mixture. ``mix_report(result)`` gives per source:
-        available, weight, cap, target, taken (distinct records), repeated (extra copies)
-        and share. Records left out are in ``result.removed`` with reason ``mix_downsampled``.
+        The mixture. ``mix_report(result)`` gives per source: available, weight, cap,
+        target, taken (distinct records), repeated (extra copies), repeat_factor (target /
+        available) and share. Records left out are in ``result.removed`` with reason ``mix_downsampled``.
 
     Raises:
         ValueError: weights name an unknown source or leave one out, a weight or cap is
@@ -226,7 +227,8 @@ def mix_report(dataset: Dataset) -> pl.DataFrame:
     """The table of the last ``mix`` that made ``dataset``: one row per source.
 
     Columns: ``source, available, weight`` (requested share), ``cap, target, taken``
-    (distinct records used), ``repeated`` (extra copies) and ``share`` (of the result).
+    (distinct records used), ``repeated`` (extra copies), ``repeat_factor`` (target /
+    available: above 1 the source was upsampled) and ``share`` (of the result).
 
     Example:
         >>> import instructkit as ik
