@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import instructkit as ik
-from instructkit.sampling.mix import mix_from_config, mix_report, mix_targets
+from instructkit.provenance import entry_dict
+from instructkit.sampling.mix import (
+    ExcessiveRepeatWarning,
+    UpsampleWarning,
+    mix_from_config,
+    mix_report,
+    mix_targets,
+)
 
 
 def make(name: str, n: int) -> ik.Dataset:
@@ -62,9 +69,17 @@ def test_targets_respect_caps_and_sizes(sizes, data):
     names = list(sizes)
     caps = {n: data.draw(st.integers(min_value=0, max_value=50)) for n in names}
     total = data.draw(st.integers(min_value=0, max_value=sum(min(caps[n], sizes[n]) for n in names)))
-    t = mix_targets(sizes, weights=dict.fromkeys(names, 1), total=total, caps=caps, replace=False)
-    assert sum(t.values()) == total
-    assert all(t[n] <= min(caps[n], sizes[n]) for n in names)
+    weights = dict.fromkeys(names, 1)
+    # replace=False follows the same plan as "auto" and refuses when it would repeat a record
+    plan = mix_targets(sizes, weights=weights, total=total, caps=caps)
+    assert sum(plan.values()) == total
+    assert all(plan[n] <= caps[n] for n in names)
+    short = [n for n in names if plan[n] > sizes[n]]
+    if short:
+        with pytest.raises(ValueError, match=f"source {short[0]!r} has {sizes[short[0]]} records"):
+            mix_targets(sizes, weights=weights, total=total, caps=caps, replace=False)
+    else:
+        assert mix_targets(sizes, weights=weights, total=total, caps=caps, replace=False) == plan
 
 
 def test_largest_remainder_ties_go_to_the_first_source():
@@ -96,6 +111,7 @@ def test_caps_share_the_rest_by_weight():
 
 
 # drawing ------------------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore::instructkit.sampling.mix.UpsampleWarning")
 @settings(max_examples=60, deadline=None)
 @given(sizes=SIZES, data=st.data(), seed=st.integers(min_value=0, max_value=2**32))
 def test_mix_counts_exact_and_deterministic(sizes, data, seed):
@@ -139,7 +155,10 @@ def test_downsampling_draws_without_replacement_and_logs_the_rest():
 
 
 def test_upsampling_repeats_whole_copies_then_a_remainder():
-    ds = ik.mix({"a": make("a", 4), "b": make("b", 100)}, weights={"a": 1, "b": 1}, total=22)
+    with pytest.warns(UpsampleWarning, match=r"source 'a' has 4 records for a target of 11: "
+                      r"upsampled 2\.75x \(each record 2 or 3 times\)") as caught:
+        ds = ik.mix({"a": make("a", 4), "b": make("b", 100)}, weights={"a": 1, "b": 1}, total=22)
+    assert [type(w.message) for w in caught] == [UpsampleWarning]  # 2.75 is below 3
     a = ds.to_polars().filter(pl.col("source") == "a")
     assert a.height == 11  # 2 whole copies of 4 + 3 more
     per_record = a.with_columns(pl.col("id").str.replace(r"#r\d+$", "").alias("orig"))
@@ -156,13 +175,14 @@ def test_upsampling_repeats_whole_copies_then_a_remainder():
     report = mix_report(ds).row(0, named=True)
     assert report == {
         "source": "a", "available": 4, "weight": 0.5, "cap": None, "target": 11,
-        "taken": 4, "repeated": 7, "share": 0.5,
+        "taken": 4, "repeated": 7, "repeat_factor": 2.75, "share": 0.5,
     }
 
 
 def test_copies_keep_existing_meta():
     src = ik.Dataset.from_records([{"instruction": "x", "output": "y", "topic": "t"}], source="s")
-    ds = ik.mix({"s": src}, total=3)
+    with pytest.warns(UpsampleWarning):
+        ds = ik.mix({"s": src}, total=3, shuffle=False)
     metas = [json.loads(m) for m in ds.to_polars()["meta"]]
     assert metas[0] == {"topic": "t"}
     assert metas[2] == {"topic": "t", "repeat": 2, "repeat_of": "s:0"}
@@ -205,7 +225,8 @@ def test_history_and_removed_of_inputs_are_kept():
 
 def test_mix_from_config():
     cfg = {"weights": {"code": 0.5, "chat": 0.5}, "total": 10, "seed": 0}
-    ds = mix_from_config({"code": make("code", 20), "chat": make("chat", 3)}, cfg)
+    with pytest.warns(UpsampleWarning, match="'chat' has 3 records for a target of 5"):
+        ds = mix_from_config({"code": make("code", 20), "chat": make("chat", 3)}, cfg)
     assert counts(ds) == {"code": 5, "chat": 5}
     with pytest.raises(ValueError, match="unknown key.*'ratio'"):
         mix_from_config({"code": make("code", 2)}, {"ratio": 1})
@@ -265,7 +286,8 @@ def test_real_data_mixture(shared_data):
         json.loads((shared_data / "instructions" / "code_alpaca_2k.json").read_text()), source="code")
     math = ik.Dataset.from_records(
         json.loads((shared_data / "instructions" / "gsm8k_train_alpaca.json").read_text()), source="math")
-    ds = ik.mix({"code": code, "math": math}, weights={"code": 0.7, "math": 0.3}, total=5000, seed=7)
+    with pytest.warns(UpsampleWarning, match="'code' has 2017 records for a target of 3500: upsampled 1.74x"):
+        ds = ik.mix({"code": code, "math": math}, weights={"code": 0.7, "math": 0.3}, total=5000, seed=7)
     assert counts(ds) == {"code": 3500, "math": 1500}
     report = mix_report(ds)
     assert report.filter(pl.col("source") == "code")["repeated"][0] == 3500 - len(code)
@@ -327,3 +349,93 @@ def test_sample_refuses_to_upsample_and_unknown_sources() -> None:
         ds.pipe(ik.sample(weights={"a": 1, "z": 1}))
     with pytest.raises(ValueError, match="weights or temperature, not both"):
         ik.sample(weights={"a": 1}, temperature=2.0)
+
+
+# recipes keep their promises (issue 17.1/17.2) -----------------------------------------------
+def test_a_source_left_out_of_weights_is_an_error():
+    three = {"a": make("a", 5), "b": make("b", 5), "c": make("c", 5)}
+    with pytest.raises(ValueError, match=r"weights leave out source\(s\) \['c'\].*0 drops"):
+        ik.mix(three, weights={"a": 1, "b": 1})
+    with pytest.raises(ValueError, match=r"leave out source\(s\) \['b', 'c'\]"):
+        ik.mix(ik.concat(list(three.values())), weights={"a": 1})
+    # weight 0 is how a source is dropped on purpose
+    ds = ik.mix(three, weights={"a": 1, "b": 1, "c": 0}, total=4)
+    assert counts(ds) == {"a": 2, "b": 2}
+    assert ds.removed.filter(pl.col("source") == "c").height == 5
+
+
+def test_replace_false_names_the_short_source_instead_of_reweighting():
+    two = {"big": make("big", 100), "small": make("small", 5)}
+    with pytest.raises(ValueError, match=r"source 'small' has 5 records for a target of 10 .*total=20"):
+        ik.mix(two, weights={"big": 1, "small": 1}, total=20, replace=False)
+    # caps still share what a capped source cannot take
+    assert mix_targets({"a": 100, "b": 100}, weights={"a": 1, "b": 1}, caps={"a": 5}, total=20,
+                       replace=False) == {"a": 5, "b": 15}
+
+
+def test_repeats_above_max_repeat_warn_escalate():
+    two = {"big": make("big", 100), "small": make("small", 2)}
+    with pytest.warns(ExcessiveRepeatWarning, match=r"'small' has 2 records for a target of 10: "
+                      r"upsampled 5x \(each record 5 times\), above max_repeat_warn=3"):
+        ik.mix(two, weights={"big": 1, "small": 1}, total=20)
+    with pytest.warns(UpsampleWarning) as caught:
+        ik.mix(two, weights={"big": 1, "small": 1}, total=20, max_repeat_warn=6)
+    assert [type(w.message) for w in caught] == [UpsampleWarning]
+    with pytest.raises(ValueError, match="max_repeat_warn must be"):
+        ik.mix(two, weights={"big": 1, "small": 1}, total=20, max_repeat_warn=0.5)
+    # no warning at all when nothing is repeated
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ik.mix(two, weights={"big": 1, "small": 1}, total=4)
+
+
+def test_output_is_shuffled_with_the_seed_unless_asked_not_to():
+    srcs = {"a": make("a", 30), "b": make("b", 30)}
+    grouped = ik.mix(srcs, total=60, shuffle=False).to_polars()
+    assert grouped["source"].to_list() == ["a"] * 30 + ["b"] * 30
+    one = ik.mix(srcs, total=60, seed=4).to_polars()
+    assert one.equals(ik.mix(srcs, total=60, seed=4).to_polars())
+    assert sorted(one["id"]) == sorted(grouped["id"])
+    assert one["source"].to_list() != grouped["source"].to_list()
+    # interleaved: both sources in the first third of the output
+    assert set(one["source"].head(20)) == {"a", "b"}
+    assert ik.mix(srcs, total=60, seed=5).to_polars()["id"].to_list() != one["id"].to_list()
+    assert "shuffle=False" in entry_dict(ik.mix(srcs, total=60, shuffle=False).history[-1])["params"]
+
+
+def test_mix_of_one_dataset_keeps_each_removed_row_with_its_source():
+    whole = ik.concat([make("a", 6), make("b", 6), make("c", 3)]).filter(
+        ~pl.col("instruction").is_in(["a task 0", "b task 1"]), reason="dropped")
+    gone = whole.filter(pl.col("source") != "c", reason="no_c", step="drop_c")  # c: all removed
+    from instructkit.sampling.mix import _as_mapping
+
+    parts = _as_mapping(gone)
+    assert list(parts) == ["a", "b", "c"]
+    for name, part in parts.items():
+        assert set(part.removed["source"]) <= {name}
+    assert parts["a"].removed["id"].to_list() == ["a:0"]
+    assert parts["c"].removed.height == 3 and len(parts["c"]) == 0
+    ds = ik.mix(gone, weights={"a": 1, "b": 1, "c": 0}, total=6)
+    # every earlier removal once, plus what mix left out, and nothing else
+    assert sorted(ds.removed["id"]) == sorted([*gone.removed["id"], *ds.removed.filter(
+        pl.col("reason") == "mix_downsampled")["id"]])
+    assert ds.removed.filter(pl.col("reason") != "mix_downsampled").sort("id").equals(gone.removed.sort("id"))
+    assert len(gone) + gone.removed.height == len(ds) - mix_report(ds)["repeated"].sum() + ds.removed.height
+
+
+def test_mix_of_one_dataset_keeps_rows_without_a_source_in_the_log():
+    ds = make("a", 4)
+    log = pl.concat([ds.removed, pl.DataFrame({
+        "id": ["bad.jsonl:3"], "step": ["read"], "reason": ["parse_error"], "detail": [None],
+        "source": [None], "instruction": [None], "input": [None], "output": [None]},
+        schema=ds.removed.schema)])
+    mixed = ik.mix(ik.Dataset(ds.to_polars(), log), total=2)
+    assert "bad.jsonl:3" in mixed.removed["id"].to_list()
+    assert mixed.removed.height == 1 + 2
+
+
+def test_sample_needs_a_weight_for_every_source() -> None:
+    with pytest.raises(ValueError, match=r"weights leave out source\(s\) \['c'\]"):
+        _three_sources().pipe(ik.sample(weights={"a": 1, "b": 1}, total=10))

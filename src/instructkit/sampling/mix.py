@@ -7,16 +7,24 @@ source with largest-remainder rounding, then draws each source's records:
   out go to ``removed`` (reason ``mix_downsampled``, step ``mix``), so nothing is lost;
 - a target above it repeats **whole copies** of the source, then draws the remainder
   without replacement, never more than needed. Each copy gets a new id ``<id>#r<k>`` and
-  ``meta.repeat = k`` (and ``meta.repeat_of``), so dedup can tell copies from duplicates.
+  ``meta.repeat = k`` (and ``meta.repeat_of``), so dedup can tell copies from duplicates
+  and ``ik.split`` keeps every copy on the side of its original. Upsampling warns
+  (:class:`UpsampleWarning`, giving the repeat factor; :class:`ExcessiveRepeatWarning`
+  above ``max_repeat_warn``).
 
 Each source draws from its own random stream derived from ``seed`` and the source name,
-so adding a source to a mixture does not change what the others draw.
+so adding a source to a mixture does not change what the others draw. The result is
+shuffled with the seed (``shuffle=False`` keeps it grouped by source).
 
 Example:
     >>> import instructkit as ik
     >>> code = ik.Dataset.from_records([{"instruction": f"c{i}"} for i in range(10)], source="code")
     >>> chat = ik.Dataset.from_records([{"instruction": f"t{i}"} for i in range(4)], source="chat")
-    >>> mixed = ik.mix({"code": code, "chat": chat}, weights={"code": 0.5, "chat": 0.5}, total=12)
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     mixed = ik.mix({"code": code, "chat": chat}, weights={"code": 0.5, "chat": 0.5}, total=12)
+    >>> print(caught[0].message)
+    mix: source 'chat' has 4 records for a target of 6: upsampled 1.5x (each record 1 or 2 times)
     >>> sorted(mixed.to_polars().group_by("source").len().rows())
     [('chat', 6), ('code', 6)]
     >>> mix_report(mixed).select("source", "available", "target", "taken", "repeated").rows()
@@ -28,6 +36,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any, Literal
@@ -45,7 +54,20 @@ STEP = "mix"
 REASON_DOWNSAMPLED = "mix_downsampled"
 
 #: Keys a ``mix:`` section of a YAML recipe may hold.
-CONFIG_KEYS = ("weights", "total", "temperature", "replace", "caps", "seed")
+CONFIG_KEYS = ("weights", "total", "temperature", "replace", "caps", "seed", "shuffle", "max_repeat_warn")
+
+#: Salt of the shuffle's random stream, apart from every source's draw.
+_SHUFFLE = "\x00shuffle"
+
+
+class UpsampleWarning(UserWarning):
+    """A source had fewer records than its target, so ``ik.mix`` repeated some of them."""
+
+
+class ExcessiveRepeatWarning(UpsampleWarning):
+    """A source was repeated more than ``max_repeat_warn`` times on average: a model trained
+    on it sees the same records again and again (turn it into an error with
+    ``warnings.simplefilter("error", ExcessiveRepeatWarning)``)."""
 
 REPORT_SCHEMA: dict[str, pl.DataType] = {
     "source": pl.String(),
@@ -55,6 +77,7 @@ REPORT_SCHEMA: dict[str, pl.DataType] = {
     "target": pl.Int64(),
     "taken": pl.Int64(),
     "repeated": pl.Int64(),
+    "repeat_factor": pl.Float64(),
     "share": pl.Float64(),
 }
 
@@ -67,49 +90,62 @@ def mix(
     replace: Replace = "auto",
     caps: Mapping[str, int] | int | None = None,
     seed: int = 0,
+    shuffle: bool = True,
+    max_repeat_warn: float | None = 3.0,
 ) -> Dataset:
     """Mix sources into one dataset with exact per-source counts.
 
     Args:
         sources: ``{name: Dataset}``, or one Dataset to split by its ``source`` column.
-        weights: relative weight per source (normalized; a source left out gets weight 0).
-            Give ``weights`` or ``temperature``, not both. With neither, sources keep their
-            natural proportions (``temperature=1``).
+        weights: relative weight per source (normalized). Every source needs one: a source
+            left out is an error (weight 0 drops a source; its records go to the removed
+            log). Give ``weights`` or ``temperature``, not both. With neither, sources keep
+            their natural proportions (``temperature=1``).
         total: records in the result. ``None`` means the largest mixture with the requested
             proportions that repeats nothing and respects ``caps`` (every record when no
             weights or temperature are given).
         temperature: weights proportional to ``n_i ** (1 / temperature)``: ``1`` keeps natural
             proportions, larger values are flatter (uniform as it grows).
         replace: ``"auto"`` repeats a source only when its target exceeds its size (whole
-            copies, then a remainder drawn without replacement); ``False`` never repeats and
-            raises instead; ``True`` draws every source's records independently with
-            replacement (a bootstrap sample), repeats marked the same way.
+            copies, then a remainder drawn without replacement) and warns with the repeat
+            factor; ``False`` never repeats and raises instead, naming the source; ``True``
+            draws every source's records independently with replacement (a bootstrap
+            sample), repeats marked the same way.
         caps: the most records a source may contribute, per source or one int for all.
             With a ``total``, what a capped source cannot take is shared among the others
             by weight.
         seed: seed of the draws; the same inputs and seed give the same output.
+        shuffle: shuffle the result with ``seed`` (so a split or a training run does not
+            see one source after the other); ``False`` keeps it grouped by source.
+        max_repeat_warn: a source repeated more than this many times on average warns with
+            :class:`ExcessiveRepeatWarning` (any upsampling warns with
+            :class:`UpsampleWarning`); ``None`` never escalates.
 
     Returns:
-        The mixture, sources in the given order. ``mix_report(result)`` gives per source:
-        available, weight, cap, target, taken (distinct records), repeated (extra copies)
-        and share. Records left out are in ``result.removed`` with reason ``mix_downsampled``.
+        The mixture. ``mix_report(result)`` gives per source: available, weight, cap,
+        target, taken (distinct records), repeated (extra copies), repeat_factor (target /
+        available) and share. Records left out are in ``result.removed`` with reason ``mix_downsampled``.
 
     Raises:
-        ValueError: weights name an unknown source, a weight or cap is negative, all weights
-            are 0, or ``total`` is above what is available with ``replace=False`` or above
-            what ``caps`` allow.
+        ValueError: weights name an unknown source or leave one out, a weight or cap is
+            negative, all weights are 0, a source's target is above its records with
+            ``replace=False``, or ``total`` is above what ``caps`` allow.
 
     Example:
         >>> import instructkit as ik
         >>> a = ik.Dataset.from_records([{"instruction": f"a{i}"} for i in range(90)], source="a")
         >>> b = ik.Dataset.from_records([{"instruction": f"b{i}"} for i in range(10)], source="b")
-        >>> flat = ik.mix({"a": a, "b": b}, temperature=1e9, total=40)
+        >>> with warnings.catch_warnings(record=True):
+        ...     flat = ik.mix({"a": a, "b": b}, temperature=1e9, total=40)
         >>> sorted(flat.to_polars().group_by("source").len().rows())
         [('a', 20), ('b', 20)]
     """
     start = time.perf_counter()
     by_source = _as_mapping(sources)
     _check_replace(replace)
+    if max_repeat_warn is not None and (isinstance(max_repeat_warn, bool) or not isinstance(
+            max_repeat_warn, (int, float)) or not max_repeat_warn >= 1):
+        raise ValueError(f"max_repeat_warn must be a number >= 1 or None, got {max_repeat_warn!r}")
     sizes = {name: len(ds) for name, ds in by_source.items()}
     plan = mix_targets(
         sizes, weights=weights, total=total, temperature=temperature, replace=replace, caps=caps
@@ -129,6 +165,9 @@ def mix(
         frames.append(chosen)
         if dropped.height:
             removed.append(_removed_rows(dropped, name, target, len(frame)))
+        factor = target / len(frame) if len(frame) else 0.0
+        if replace == "auto" and target > len(frame):
+            _warn_upsampled(name, len(frame), target, max_repeat_warn)
         rows.append({
             "source": name,
             "available": len(frame),
@@ -137,11 +176,14 @@ def mix(
             "target": target,
             "taken": len(frame) - dropped.height,
             "repeated": copies,
+            "repeat_factor": factor,
             "share": target / n_out if n_out else 0.0,
         })
 
     out = pl.concat(frames, how="diagonal_relaxed")
     check_unique_ids(out["id"], what="mixed sources")
+    if shuffle:
+        out = out[_rng(seed, _SHUFFLE).permutation(out.height)]
     removed_frame = pl.concat(
         [r.select([pl.col(c).cast(t) for c, t in REMOVED_SCHEMA.items()]) for r in removed],
         how="vertical",
@@ -151,7 +193,7 @@ def mix(
     entry = {
         "step": STEP,
         "kind": "global",
-        "params": _params_repr(weights, total, temperature, replace, caps, seed),
+        "params": _params_repr(weights, total, temperature, replace, caps, seed, shuffle),
         "records_in": n_in,
         "records_out": out.height,
         "removed": n_dropped,
@@ -163,21 +205,43 @@ def mix(
     return Dataset(out, removed_frame, [*history, entry])
 
 
+def _warn_upsampled(name: str, available: int, target: int, max_repeat_warn: float | None) -> None:
+    factor = target / available
+    low, high = target // available, -(-target // available)
+    times = f"{low} times" if low == high else f"{low} or {high} times"
+    message = (
+        f"mix: source {name!r} has {available} records for a target of {target}: "
+        f"upsampled {factor:.3g}x (each record {times})"
+    )
+    category: type[UpsampleWarning] = UpsampleWarning
+    if max_repeat_warn is not None and factor > max_repeat_warn:
+        category = ExcessiveRepeatWarning
+        message += (
+            f", above max_repeat_warn={max_repeat_warn:g}: lower its weight or the total, "
+            "or give it more data"
+        )
+    warnings.warn(message, category, stacklevel=3)
+
+
 def mix_report(dataset: Dataset) -> pl.DataFrame:
     """The table of the last ``mix`` that made ``dataset``: one row per source.
 
     Columns: ``source, available, weight`` (requested share), ``cap, target, taken``
-    (distinct records used), ``repeated`` (extra copies) and ``share`` (of the result).
+    (distinct records used), ``repeated`` (extra copies), ``repeat_factor`` (target /
+    available: above 1 the source was upsampled) and ``share`` (of the result).
 
     Example:
         >>> import instructkit as ik
         >>> a = ik.Dataset.from_records([{"instruction": "x"}, {"instruction": "y"}], source="a")
-        >>> mix_report(ik.mix({"a": a}, total=5))["repeated"].to_list()
+        >>> with warnings.catch_warnings(record=True):
+        ...     mixed = ik.mix({"a": a}, total=5)
+        >>> mix_report(mixed)["repeated"].to_list()
         [3]
     """
     for entry in reversed(dataset.history):
-        if entry.get("step") == STEP and "mix" in entry:
-            return pl.DataFrame(entry["mix"], schema=REPORT_SCHEMA)
+        rows = _entry_field(entry, "mix")
+        if _entry_field(entry, "step") == STEP and rows is not None:
+            return pl.DataFrame(rows, schema=REPORT_SCHEMA)
     raise ValueError("this dataset was not made by ik.mix (no 'mix' step in its history)")
 
 
@@ -247,22 +311,33 @@ def mix_targets(
             + ", ".join(f"{n}<={limit[n]}" for n in active)
         )
 
-    # water-filling: a source whose exact quota exceeds its limit is pinned to the limit and
-    # the rest of the total is shared again among the others, by weight
+    # water-filling: a source whose exact quota exceeds its cap is pinned to the cap and the
+    # rest of the total is shared again among the others, by weight. Sizes do not pin: a
+    # source short of its quota is repeated ("auto") or refused (replace=False) below, so
+    # the requested proportions are never changed behind the user's back.
     pinned: dict[str, int] = {}
     while True:
         free = [n for n in active if n not in pinned]
         left = total - sum(pinned.values())
         mass = sum((share[n] for n in free), Fraction(0))
         quota = {n: left * share[n] / mass for n in free}
-        over = [n for n in free if limit[n] is not None and quota[n] > limit[n]]
+        over = [n for n in free if cap[n] is not None and quota[n] > cap[n]]
         if not over:
             break
         for n in over:
-            pinned[n] = limit[n]  # type: ignore[assignment]
+            pinned[n] = cap[n]  # type: ignore[assignment]
     targets = dict.fromkeys(names, 0)
     targets.update(pinned)
     targets.update(_largest_remainder(quota, left))
+    if replace is False:
+        short = [n for n in active if targets[n] > sizes[n]]
+        if short:
+            raise ValueError(
+                "replace=False forbids repeating records, and "
+                + "; ".join(f"source {n!r} has {sizes[n]} records for a target of {targets[n]}"
+                            for n in short)
+                + f" (total={total}): lower the total or these weights, or allow replace='auto'"
+            )
     return targets
 
 
@@ -270,7 +345,7 @@ def mix_from_config(datasets_by_source: Mapping[str, Dataset], config: Mapping[s
     """Run the ``mix:`` section of a YAML recipe on datasets keyed by source name.
 
     The section holds :func:`mix`'s keyword arguments (``weights, total, temperature,
-    replace, caps, seed``)::
+    replace, caps, seed, shuffle, max_repeat_warn``)::
 
         mix:
           weights: {code: 0.5, chat: 0.5}
@@ -301,6 +376,8 @@ def mix_from_config(datasets_by_source: Mapping[str, Dataset], config: Mapping[s
         replace=config.get("replace", "auto"),
         caps=config.get("caps"),
         seed=config.get("seed", 0),
+        shuffle=config.get("shuffle", True),
+        max_repeat_warn=config.get("max_repeat_warn", 3.0),
     )
 
 
@@ -314,14 +391,21 @@ def _shares(
     if weights is not None:
         if not isinstance(weights, Mapping):
             raise ValueError(f"weights must map source names to numbers, got {weights!r}")
-        unknown = [k for k in weights if k not in sizes]
+        # a weight of 0 for a source with no records at all (an empty input) is harmless
+        unknown = [k for k in weights if k not in sizes and weights[k] != 0]
         if unknown:
             raise ValueError(
                 f"weights name unknown source(s) {unknown}; the sources are {list(sizes)}"
             )
+        missing = [n for n in sizes if n not in weights]
+        if missing:
+            raise ValueError(
+                f"weights leave out source(s) {missing}; give every source a weight (0 drops "
+                f"a source); the sources are {list(sizes)}"
+            )
         raw = {}
         for name in sizes:
-            w = weights.get(name, 0)
+            w = weights[name]
             if isinstance(w, bool) or not isinstance(w, (int, float, np.integer, np.floating)):
                 raise ValueError(f"weight of source {name!r} must be a number, got {w!r}")
             if not math.isfinite(w) or w < 0:
@@ -449,16 +533,20 @@ def downsampled_detail(name: str, target: int, available: int) -> str:
 # inputs ---------------------------------------------------------------------------------------
 def _as_mapping(sources: Mapping[str, Dataset] | Dataset) -> dict[str, Dataset]:
     if isinstance(sources, Dataset):
-        frame = sources.to_polars()
-        names = frame["source"].unique(maintain_order=True).to_list()
-        if any(n is None for n in names):
-            raise ValueError("some records have a null source; mix needs a source per record")
-        # the removed log and history belong to the whole input: carry them on the first part
+        frame, log = sources.to_polars(), sources.removed
+        if frame["source"].null_count():
+            first = frame.filter(pl.col("source").is_null())["id"][0]
+            raise ValueError(f"record {first!r} has no source; mix needs a source per record")
+        # a source whose records were all removed is still a source (it needs a weight), and
+        # each part carries its own removed rows; rows with no source (a file that could not
+        # be read) ride with the first part, so the log stays whole
+        names = pl.concat([frame["source"], log["source"]]).drop_nulls().unique(maintain_order=True)
         parts = {}
-        for i, n in enumerate(names):
-            part = frame.filter(pl.col("source") == n)
-            parts[n] = Dataset(part, sources.removed if i == 0 else None,
-                               sources.history if i == 0 else ())
+        for i, n in enumerate(names.to_list()):
+            mine = pl.col("source") == n
+            if i == 0:
+                mine = mine | pl.col("source").is_null()
+            parts[n] = Dataset(frame.filter(pl.col("source") == n), log.filter(mine), sources.history)
         return parts
     if not isinstance(sources, Mapping):
         raise TypeError(f"sources must be a mapping {{name: Dataset}} or a Dataset, got {type(sources).__name__}")
@@ -494,6 +582,17 @@ def _merged_history(datasets: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _entry_field(entry: Any, key: str) -> Any:
+    """A field of a history entry, whether the entry is a mapping or a typed record (extra
+    fields of a typed record live in its ``extra`` mapping)."""
+    if isinstance(entry, Mapping):
+        return entry.get(key)
+    if hasattr(entry, key):
+        return getattr(entry, key)
+    extra = getattr(entry, "extra", None)
+    return extra.get(key) if isinstance(extra, Mapping) else None
+
+
 def _check_replace(replace: Replace) -> None:
     if replace not in (True, False, "auto") or (replace != "auto" and not isinstance(replace, bool)):
         raise ValueError(f"replace must be 'auto', True or False, got {replace!r}")
@@ -504,7 +603,7 @@ def _fmt_sizes(sizes: Mapping[str, int], names: list[str]) -> str:
 
 
 def _params_repr(
-    weights: Any, total: Any, temperature: Any, replace: Any, caps: Any, seed: Any
+    weights: Any, total: Any, temperature: Any, replace: Any, caps: Any, seed: Any, shuffle: bool = True
 ) -> str:
     given = {"weights": weights, "total": total, "temperature": temperature, "caps": caps}
     shown = [f"{k}={v!r}" for k, v in given.items() if v is not None]
@@ -512,7 +611,9 @@ def _params_repr(
         shown.append(f"replace={replace!r}")
     if seed != 0:
         shown.append(f"seed={seed!r}")
+    if not shuffle:
+        shown.append("shuffle=False")
     return f"mix({', '.join(shown)})"
 
 
-__all__ = ["mix", "mix_report", "mix_targets", "mix_from_config"]
+__all__ = ["mix", "mix_report", "mix_targets", "mix_from_config", "UpsampleWarning", "ExcessiveRepeatWarning"]

@@ -26,7 +26,7 @@ class Sample(Global):
     :func:`~instructkit.mix`, with ``replace=False``: the per-source targets are the ones
     :func:`~instructkit.sampling.mix.mix_targets` plans, and each source's kept records are
     the ones ``ik.mix(..., replace=False, seed=seed)`` draws, so the same records survive
-    in memory and out of core (the step keeps input order; ``ik.mix`` groups by source).
+    in memory and out of core (the step keeps input order; ``ik.mix`` shuffles).
     Records left out go to the removed log with reason ``mix_downsampled`` and a detail
     naming the source, its target and what was available. A target above a source's
     records is an error: upsampling repeats records, which only ``ik.mix`` does.
