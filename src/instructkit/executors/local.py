@@ -71,6 +71,7 @@ _OWN_FILES = re.compile(
     r"|state/ids-\d{5}\.npy"
     r"|state/spill-\d+/part-\d{5}\.(arrow|removed\.arrow|history\.json)"
     r"|state/tmp/.+"
+    r"|instructkit_run\.json"  # the run's provenance record (instructkit.provenance)
     r")(\.tmp)?"
 )
 
