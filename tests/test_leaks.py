@@ -31,6 +31,7 @@ import pytest
 
 import instructkit as ik
 from instructkit.pipeline import write_removed
+from instructkit.reports.html import render
 
 SRC = Path(ik.__file__).resolve().parents[1]
 
@@ -400,3 +401,57 @@ def test_salt_is_never_written(monkeypatch: pytest.MonkeyPatch) -> None:
     # a reference is kept as written, and shown (it is not the secret)
     ref = ik.pii.scrub(operator="hash", salt="${env:MY_SALT}")
     assert ref.to_config()["pii.scrub"]["salt"] == "${env:MY_SALT}" and "MY_SALT" in repr(ref)
+
+
+_REPORT_RUN = textwrap.dedent('''
+    import sys
+    import instructkit as ik
+    inputs, path = sys.argv[1], sys.argv[2]
+    ds = ik.read(inputs, on_error="skip").pipe(
+        ik.normalize(), ik.quality(), ik.langid(keep=["en"]), ik.dedup.exact(), ik.pii.scrub())
+    ik.report(ds, path, samples=2, seed=3)
+''')
+
+
+def test_report_is_byte_reproducible(corpus: Corpus, tmp_path: Path) -> None:
+    # D17: two runs of the same pipeline on the same input (separate processes, different
+    # hash seeds) give the same report, byte for byte; timings only when asked for
+    script = tmp_path / "report_run.py"
+    script.write_text(_REPORT_RUN)
+    pages = []
+    for run in range(2):
+        path = tmp_path / f"report-{run}.html"
+        env = {**os.environ, "PYTHONPATH": str(SRC), "PYTHONHASHSEED": str(run + 1)}
+        subprocess.run([sys.executable, str(script), str(corpus.inputs), str(path)],
+                       env=env, check=True, capture_output=True, timeout=600)
+        pages.append(path.read_bytes())
+    assert pages[0] == pages[1]
+    assert b"<th>seconds</th>" not in pages[0]
+    ds = ik.Dataset.from_records([{"instruction": "a b c", "output": ""}]).pipe(ik.quality())
+    assert "<th>seconds</th>" in render(ds, timings=True)
+    assert render(ds) == render(ds)
+
+
+def test_decontaminate_with_benchmarks_round_trips_through_yaml(tmp_path: Path) -> None:
+    # D16: benchmarks are written as their loader call and rebuilt from it
+    gsm = tmp_path / "gsm8k_test.jsonl"
+    question = "Natalia sold clips to 48 of her friends in April and then half as many in May"
+    gsm.write_text(json.dumps({"question": question, "answer": "<<48/2=24>>72"}) + "\n")
+    toy = ik.benchmarks.from_records("toy", [{"q": "a question that is long enough to be indexed"}], ["q"])
+    pipe = ik.Pipeline([ik.decontaminate([ik.benchmarks.gsm8k(gsm), toy], n=5),
+                        ik.pii.scrub(operator="hash", salt="pepper-secret")])
+    text = pipe.to_yaml()
+    assert f"gsm8k: {gsm}" in text and "pepper-secret" not in text
+    config = ik.Pipeline.from_yaml(text).steps[0].to_config()["decontaminate"]
+    assert config["benchmarks"] == [{"gsm8k": str(gsm)},
+                                    {"items": {"name": "toy", "ids": ["0"], "texts": list(toy.texts),
+                                               "queries": list(toy.queries)}}]
+    rebuilt = ik.Pipeline.from_yaml(text).steps[0]
+    assert rebuilt.loaded() == pipe.steps[0].loaded()
+    ds = ik.Dataset.from_records([{"instruction": question.lower() + ". How many?", "output": "72"},
+                                  {"instruction": "Write a haiku.", "output": "..."}])
+    assert ds.pipe(rebuilt).removed["id"].to_list() == ds.pipe(pipe.steps[0]).removed["id"].to_list() == ["records:0"]
+    # a loader's non-default arguments are kept
+    named = ik.benchmarks.gsm8k(gsm, name="gsm_test")
+    assert named.to_config() == {"gsm8k": {"path": str(gsm), "name": "gsm_test"}}
+    assert ik.benchmarks.resolve(named.to_config()).name == "gsm_test"
