@@ -455,3 +455,14 @@ def test_decontaminate_with_benchmarks_round_trips_through_yaml(tmp_path: Path) 
     named = ik.benchmarks.gsm8k(gsm, name="gsm_test")
     assert named.to_config() == {"gsm8k": {"path": str(gsm), "name": "gsm_test"}}
     assert ik.benchmarks.resolve(named.to_config()).name == "gsm_test"
+
+
+def test_large_removed_log_is_scrubbed_in_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ik.pii.Scrub, "batch_size", 3)
+    rows = [{"instruction": f"Mail p{i}@corp-mail.org" if i % 2 else f"plain {i}", "output": "ok"}
+            for i in range(8)]
+    ds = ik.Dataset.from_records(rows + rows, source="s")  # ids differ, texts repeat
+    out = ds.pipe(ik.dedup.exact(), ik.pii.scrub())
+    assert out.removed.height == 8
+    assert out.removed["instruction"].to_list() == [
+        "Mail <EMAIL_ADDRESS>" if i % 2 else f"plain {i}" for i in range(8)]

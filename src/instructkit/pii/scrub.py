@@ -139,6 +139,12 @@ class Scrub(Map):
             >>> Scrub().scrub_removed(log).row(0)
             ('Mail <EMAIL_ADDRESS>', None, 'ok', '{"note":"from <EMAIL_ADDRESS>"}')
         """
+        if removed.height > self.batch_size:
+            # in slices, as Transform.__call__ runs apply, so memory stays bounded
+            return pl.concat([
+                self.scrub_removed(removed.slice(start, self.batch_size))
+                for start in range(0, removed.height, self.batch_size)
+            ])
         detector = self.detector()
         render = self.render()
         columns = [c for c in self._removed_fields() if c in removed.columns]
