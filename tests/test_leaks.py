@@ -466,3 +466,10 @@ def test_large_removed_log_is_scrubbed_in_slices(monkeypatch: pytest.MonkeyPatch
     assert out.removed.height == 8
     assert out.removed["instruction"].to_list() == [
         "Mail <EMAIL_ADDRESS>" if i % 2 else f"plain {i}" for i in range(8)]
+
+
+def test_meta_that_is_not_json_is_an_error_naming_the_record() -> None:
+    frame = ik.Dataset.from_records([{"instruction": "a", "output": "b"}]).to_polars()
+    bad = ik.Dataset(frame.with_columns(meta=pl.lit("{not json 2127342368")))
+    with pytest.raises(ValueError, match="record 'records:0': meta is not a JSON object string"):
+        bad.pipe(ik.pii.scrub())

@@ -67,7 +67,10 @@ def find_in_frame(
             raw = frame[META]
             hits = [bool(c) for c in detector.candidates(raw.to_list())]
             escaped = raw.str.contains("\\", literal=True).fill_null(False).to_list()
-            meta = MetaLeaves.collect(raw.to_list(), [h or e for h, e in zip(hits, escaped, strict=True)])
+            ids = frame["id"].to_list() if "id" in frame.columns else None
+            meta = MetaLeaves.collect(
+                raw.to_list(), [h or e for h, e in zip(hits, escaped, strict=True)], ids
+            )
             texts[name], rows[name] = list(meta.texts), meta.rows
             turns[name] = [None] * len(meta.texts)
         elif name == "messages":

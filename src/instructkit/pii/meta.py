@@ -38,13 +38,20 @@ class MetaLeaves:
     parsed: dict[int, Any] = field(default_factory=dict)
 
     @classmethod
-    def collect(cls, metas: Sequence[str | None], may_hold: Sequence[bool]) -> MetaLeaves:
-        """The leaves of the metas whose ``may_hold`` is true (the others are not parsed)."""
+    def collect(
+        cls, metas: Sequence[str | None], may_hold: Sequence[bool], ids: Sequence[str] | None = None
+    ) -> MetaLeaves:
+        """The leaves of the metas whose ``may_hold`` is true (the others are not parsed);
+        ``ids`` name the record of a meta that is not JSON."""
         out = cls(list(metas))
         for row, (text, wanted) in enumerate(zip(metas, may_hold, strict=True)):
             if not wanted or not text:
                 continue
-            value = json.loads(text)
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as e:
+                who = f"record {ids[row]!r}" if ids is not None else f"row {row}"
+                raise ValueError(f"{who}: meta is not a JSON object string ({e})") from None
             out.parsed[row] = value
             for path, leaf in _leaves(value, ()):
                 out.texts.append(leaf)
