@@ -343,7 +343,7 @@ def test_killed_streamed_run_leaks_nothing(corpus: Corpus, tmpdir_env: Path, tmp
     env = {**os.environ, "PYTHONPATH": str(SRC), "TMPDIR": str(tmpdir_env)}
     proc = subprocess.Popen([sys.executable, str(script), str(corpus.inputs), str(out), str(marker)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 600
     while not marker.exists():
         if proc.poll() is not None:
             pytest.fail(f"the run ended before the pause: {proc.stderr.read().decode()[-2000:]}")
