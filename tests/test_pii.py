@@ -16,7 +16,7 @@ import instructkit as ik
 from instructkit.pii import detector as detector_mod
 from instructkit.pii.detector import Detector
 from instructkit.pii.recognizers import DEFAULT_ALLOW, Allow, Span, is_code
-from instructkit.transform import from_config
+from instructkit.transform import from_config, parse_detail
 
 EMAIL = "jane.roe@acme-mail.org"
 PHONE = "(212) 734-2368"
@@ -103,7 +103,7 @@ def test_drop_scrubs_removed_copies_and_never_leaks() -> None:
     assert len(out) == 1 and out[0]["instruction"] == "Add 2 and 3."
     removed = out.removed
     assert removed["reason"].to_list() == ["pii", "pii"]
-    assert json.loads(removed["detail"][0]) == {"entities": [
+    assert parse_detail(removed["detail"][0]) == {"entities": [
         "CREDIT_CARD", "EMAIL_ADDRESS", "IBAN_CODE", "IP_ADDRESS", "PHONE_NUMBER", "URL", "US_SSN"]}
     assert "<EMAIL_ADDRESS>" in removed["instruction"][0]
     _assert_no_leak(out)

@@ -32,7 +32,10 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
+import re
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import polars as pl
@@ -65,6 +68,10 @@ class Transform:
     #: True for steps that replace personal data (``pii.scrub``). Executors never write a
     #: batch to disk (spills, shards) before it has passed every redacting step of the pipeline.
     redacts: ClassVar[bool] = False
+    #: Parameters that hold secrets, each with the environment variable a recipe names in
+    #: its place (``{"salt": "IK_PII_SALT"}``): ``to_config``/``to_yaml`` write the reference
+    #: ``${env:IK_PII_SALT}``, never the value, and ``repr`` shows ``'***'``.
+    secrets: ClassVar[Mapping[str, str]] = {}
     #: Map and Filter steps run in slices of this many rows, so a progress bar can move.
     batch_size: ClassVar[int] = 50_000
     #: Parameters that change only the final verdict (a Global step's ``decide``, a Filter's
@@ -153,12 +160,15 @@ class Transform:
             if sig.parameters[k].default is inspect.Parameter.empty
             or _plain(v) != _plain(sig.parameters[k].default)
         }
+        for k, var in self.secrets.items():
+            if params.get(k) is not None and not is_secret_ref(params[k]):
+                params[k] = secret_ref(var)
         return {self.name: params}
 
     def __repr__(self) -> str:
         sig = inspect.signature(type(self).__init__)
         shown = [
-            f"{k}={v!r}"
+            f"{k}={_masked(v) if k in self.secrets else repr(v)}"
             for k, v in self.get_params().items()
             if sig.parameters[k].default is inspect.Parameter.empty
             or v != sig.parameters[k].default
@@ -375,8 +385,63 @@ def _as_expr(value: pl.Expr | pl.Series | str | None) -> pl.Expr:
     return value.cast(pl.String)
 
 
+_SECRET_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _masked(value: Any) -> str:
+    return repr(value) if value is None or is_secret_ref(value) else "'***'"
+
+
+def secret_ref(variable: str) -> str:
+    """The reference a recipe holds in place of a secret: ``${env:VARIABLE}``.
+
+    Example:
+        >>> secret_ref("IK_PII_SALT")
+        '${env:IK_PII_SALT}'
+    """
+    return "${env:" + variable + "}"
+
+
+def is_secret_ref(value: Any) -> bool:
+    """True when ``value`` is a reference ``${env:NAME}`` rather than a secret itself.
+
+    Example:
+        >>> is_secret_ref("${env:IK_PII_SALT}"), is_secret_ref("pepper")
+        (True, False)
+    """
+    return isinstance(value, str) and _SECRET_REF.fullmatch(value) is not None
+
+
+def resolve_secret(value: str | None, what: str) -> str | None:
+    """The secret itself: ``value``, or the environment variable a reference names.
+
+    A reference to an unset variable is an error that names it (``what`` says which
+    parameter of which step needs it).
+
+    Example:
+        >>> import os
+        >>> os.environ["IK_DOC_SALT"] = "pepper"
+        >>> resolve_secret("${env:IK_DOC_SALT}", "pii.scrub salt"), resolve_secret("s", "x")
+        ('pepper', 's')
+    """
+    if value is None or not is_secret_ref(value):
+        return value
+    m = _SECRET_REF.fullmatch(value)
+    assert m is not None
+    name = m.group(1)
+    if name not in os.environ:
+        raise ValueError(
+            f"{what} refers to the environment variable {name}, which is not set: export "
+            f"{name}=... (a secret is never written to a recipe, only this reference)"
+        )
+    return os.environ[name]
+
+
 def _plain(value: Any) -> Any:
-    """Turn tuples into lists (recursively) so a config compares and dumps as YAML does."""
+    """Turn tuples into lists (recursively) so a config compares and dumps as YAML does;
+    objects with a ``to_config()`` (benchmarks) become their recipe form."""
+    if hasattr(value, "to_config") and not isinstance(value, type):
+        return value.to_config()
     if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):

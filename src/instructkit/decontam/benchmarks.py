@@ -51,7 +51,9 @@ _CALCULATOR = re.compile(r"<<[^<>]*>>")
 class Benchmark:
     """Items of one evaluation set: ``ids``, ``texts`` (indexed) and ``queries`` (embedded).
 
-    ``source`` says where the items came from (a path, or ``"records"``).
+    ``source`` says where the items came from (a path, or ``"records"``); ``spec`` is the
+    loader call that made it, ``{"gsm8k": "test.jsonl"}``, the form a recipe holds
+    (:meth:`to_config`).
 
     Example:
         >>> b = Benchmark("toy", ("0",), ("What is 2 + 2? 4",), ("What is 2 + 2?",))
@@ -65,6 +67,7 @@ class Benchmark:
     queries: tuple[str, ...] = ()
     source: str = "records"
     meta: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    spec: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -93,6 +96,23 @@ class Benchmark:
             h.update(part.encode("utf-8"))
             h.update(b"\x00")
         return h.hexdigest()
+
+    def to_config(self) -> dict[str, Any]:
+        """The recipe form: the loader call that read it (``{"gsm8k": "test.jsonl"}``), or,
+        for items built in memory, the items themselves (``{"items": {name, ids, texts,
+        queries}}``). :func:`resolve` turns either back into this benchmark.
+
+        Example:
+            >>> b = from_records("toy", [{"q": "a"}], fields=["q"])
+            >>> b.to_config()
+            {'items': {'name': 'toy', 'ids': ['0'], 'texts': ['a'], 'queries': ['a']}}
+            >>> resolve(b.to_config()) == b
+            True
+        """
+        if self.spec is not None:
+            return {k: dict(v) if isinstance(v, Mapping) else v for k, v in self.spec.items()}
+        return {"items": {"name": self.name, "ids": list(self.ids), "texts": list(self.texts),
+                          "queries": list(self.queries)}}
 
     def text(self, item: str) -> str:
         """The text of the item with id ``item``."""
@@ -134,7 +154,7 @@ def humaneval(
         >>> ik.benchmarks.humaneval("HumanEval.jsonl.gz")  # doctest: +SKIP
         Benchmark('humaneval', 164 items, source='HumanEval.jsonl.gz')
     """
-    path = _existing(path, "humaneval")
+    given, path = path, _existing(path, "humaneval")
     rows = _read_jsonl(path)
     ids, texts, queries = [], [], []
     for i, row in enumerate(rows):
@@ -143,7 +163,8 @@ def humaneval(
         solution = _field(row, "canonical_solution", path, i)
         texts.append(prompt + solution if include_solution else prompt)
         queries.append(prompt)
-    return Benchmark(name, tuple(ids), tuple(texts), tuple(queries), str(path))
+    spec = _spec("humaneval", given, name=(name, "humaneval"), include_solution=(include_solution, False))
+    return Benchmark(name, tuple(ids), tuple(texts), tuple(queries), str(path), spec=spec)
 
 
 def gsm8k(path: str | Path, name: str = "gsm8k") -> Benchmark:
@@ -157,7 +178,7 @@ def gsm8k(path: str | Path, name: str = "gsm8k") -> Benchmark:
         >>> ik.benchmarks.gsm8k("gsm8k_test.jsonl")  # doctest: +SKIP
         Benchmark('gsm8k', 1319 items, source='gsm8k_test.jsonl')
     """
-    path = _existing(path, "gsm8k")
+    given, path = path, _existing(path, "gsm8k")
     ids, texts, queries = [], [], []
     for i, row in enumerate(_read_jsonl(path)):
         question = _field(row, "question", path, i)
@@ -165,7 +186,8 @@ def gsm8k(path: str | Path, name: str = "gsm8k") -> Benchmark:
         ids.append(str(i))
         texts.append(f"{question}\n{answer}")
         queries.append(question)
-    return Benchmark(name, tuple(ids), tuple(texts), tuple(queries), str(path))
+    spec = _spec("gsm8k", given, name=(name, "gsm8k"))
+    return Benchmark(name, tuple(ids), tuple(texts), tuple(queries), str(path), spec=spec)
 
 
 def mmlu(
@@ -181,7 +203,7 @@ def mmlu(
         >>> ik.benchmarks.mmlu("mmlu_dev_val_test_csv.tar.gz")  # doctest: +SKIP
         Benchmark('mmlu', 14042 items, source='mmlu_dev_val_test_csv.tar.gz')
     """
-    path = _existing(path, "mmlu")
+    given, path = path, _existing(path, "mmlu")
     wanted = set(splits)
     files: list[tuple[str, str, str]] = []  # (subject, split, csv text)
     pattern = re.compile(r"(?:^|/)([a-z_]+)_(dev|val|test)\.csv$")
@@ -215,7 +237,8 @@ def mmlu(
                 )
             ids.append(f"{subject}/{split}/{row_no}")
             texts.append("\n".join(row[:5]))
-    return Benchmark(name, tuple(ids), tuple(texts), tuple(texts), str(path))
+    spec = _spec("mmlu", given, splits=(list(splits), ["test"]), name=(name, "mmlu"))
+    return Benchmark(name, tuple(ids), tuple(texts), tuple(texts), str(path), spec=spec)
 
 
 def from_file(
@@ -237,7 +260,7 @@ def from_file(
     """
     if isinstance(fields, str) or not fields:
         raise ValueError(f"from_file({path!r}): fields must be a non-empty list of field names")
-    path = _existing(path, None)
+    given, path = path, _existing(path, None)
     rows = _read_rows(path)
     ids, texts, queries = [], [], []
     for i, row in enumerate(rows):
@@ -248,7 +271,9 @@ def from_file(
         texts.append("\n".join(v for v in values if v))
         queries.append(values[0])
     stem = path.name.split(".")[0]
-    return Benchmark(name or stem, tuple(ids), tuple(texts), tuple(queries), str(path))
+    spec = _spec("from_file", given, fields=(list(fields), None), name=(name, None),
+                 id_field=(id_field, None))
+    return Benchmark(name or stem, tuple(ids), tuple(texts), tuple(queries), str(path), spec=spec)
 
 
 def from_records(
@@ -267,8 +292,19 @@ def from_records(
     return Benchmark(name, ids, texts, tuple(v[0] for v in values), "records")
 
 
+def items(name: str, ids: Sequence[str], texts: Sequence[str], queries: Sequence[str] = ()) -> Benchmark:
+    """A benchmark from its items as lists (the recipe form of an in-memory benchmark).
+
+    Example:
+        >>> items("toy", ["0"], ["What is 2 + 2?"]).texts
+        ('What is 2 + 2?',)
+    """
+    return Benchmark(name, tuple(map(str, ids)), tuple(texts), tuple(queries), "records")
+
+
 #: Loader names a recipe may use: ``{"gsm8k": "path"}`` or ``{"mmlu": {"path": ..., ...}}``.
-LOADERS = {"humaneval": humaneval, "gsm8k": gsm8k, "mmlu": mmlu, "from_file": from_file}
+LOADERS = {"humaneval": humaneval, "gsm8k": gsm8k, "mmlu": mmlu, "from_file": from_file,
+           "items": items}
 
 
 def resolve(spec: Benchmark | Mapping[str, Any]) -> Benchmark:
@@ -298,6 +334,14 @@ def resolve(spec: Benchmark | Mapping[str, Any]) -> Benchmark:
 
 
 # helpers ----------------------------------------------------------------------------------
+def _spec(loader: str, path: str | Path, **args: tuple[Any, Any]) -> dict[str, Any]:
+    """``{loader: path}``, or ``{loader: {path, ...}}`` with the arguments (given as
+    ``(value, default)``) that differ from their defaults."""
+    extra = {k: v for k, (v, default) in args.items() if v != default}
+    path = str(path)
+    return {loader: {"path": path, **extra} if extra else path}
+
+
 def _existing(path: str | Path, kind: str | None) -> Path:
     p = Path(path).expanduser()
     if not p.exists():

@@ -8,9 +8,14 @@ from dataclasses import dataclass
 import polars as pl
 
 from instructkit.pii.detector import Detector
+from instructkit.pii.meta import MetaLeaves
 from instructkit.pii.recognizers import DEFAULT_ALLOW, PATTERN_ENTITIES, Span
+from instructkit.schema import TEXT_FIELDS
 from instructkit.text import resolve_fields
 from instructkit.transform import Map
+
+#: The pseudo-field for the string leaves of the ``meta`` JSON column.
+META = "meta"
 
 #: The struct field order of ``pii_spans``.
 SPAN_DTYPE = pl.Struct({
@@ -21,14 +26,30 @@ SPAN_DTYPE = pl.Struct({
 
 @dataclass
 class Findings:
-    """Spans of every text of a frame: ``texts[field]`` (one entry per row, or per turn for
-    ``messages``), their ``spans``, and for ``messages`` the row and turn of each entry."""
+    """Spans of every text of a frame: ``texts[field]`` (one entry per row, per turn for
+    ``messages``, per string leaf for ``meta``), their ``spans``, and the row (and turn) of
+    each entry; ``meta`` holds the leaves' places, to write them back."""
 
     texts: dict[str, list[str | None]]
     spans: dict[str, list[list[Span]]]
     rows: dict[str, list[int]]
     turns: dict[str, list[int | None]]
     height: int
+    meta: MetaLeaves | None = None
+
+
+def scanned_fields(fields: str | Sequence[str] | None, frame: pl.DataFrame) -> list[str]:
+    """The fields a PII step scans: every text field and the leaves of ``meta`` for
+    ``None``/``"all"``, else the names given (``"meta"`` among them for its leaves).
+
+    Example:
+        >>> from instructkit.schema import empty_frame
+        >>> scanned_fields(None, empty_frame())
+        ['instruction', 'input', 'output', 'system', 'messages', 'meta']
+    """
+    if fields is None or fields == "all":
+        return [*TEXT_FIELDS, *([META] if META in frame.columns else [])]
+    return resolve_fields(fields, frame)
 
 
 def find_in_frame(
@@ -38,8 +59,21 @@ def find_in_frame(
     texts: dict[str, list[str | None]] = {}
     rows: dict[str, list[int]] = {}
     turns: dict[str, list[int | None]] = {}
+    meta: MetaLeaves | None = None
     for name in fields:
-        if name == "messages":
+        if name == META:
+            # parse only the metas the pre-filter says may hold PII (an escape in the JSON
+            # text could hide a trigger from it, so those are parsed too)
+            raw = frame[META]
+            hits = [bool(c) for c in detector.candidates(raw.to_list())]
+            escaped = raw.str.contains("\\", literal=True).fill_null(False).to_list()
+            ids = frame["id"].to_list() if "id" in frame.columns else None
+            meta = MetaLeaves.collect(
+                raw.to_list(), [h or e for h, e in zip(hits, escaped, strict=True)], ids
+            )
+            texts[name], rows[name] = list(meta.texts), meta.rows
+            turns[name] = [None] * len(meta.texts)
+        elif name == "messages":
             # same explode + null filter as instructkit.text.map_text_batch, so the order of
             # turns matches when the rewritten contents are put back
             flat = (
@@ -62,7 +96,7 @@ def find_in_frame(
     for name in fields:
         spans[name] = found[pos:pos + len(texts[name])]
         pos += len(texts[name])
-    return Findings(texts, spans, rows, turns, frame.height)
+    return Findings(texts, spans, rows, turns, frame.height, meta)
 
 
 def count_column(frame: pl.DataFrame, found: Findings, entities: Sequence[str]) -> pl.Series:
@@ -104,8 +138,9 @@ class Detect(Map):
 
     Adds ``pii_counts`` (a struct of UInt32 counts, one field per entity type) and, with
     ``spans=True``, ``pii_spans``: a list of ``{field, turn, start, end, entity, score}`` per
-    row (character offsets; ``turn`` indexes ``messages``, null for flat fields). No value is
-    copied anywhere. Parameters are those of :class:`~instructkit.pii.Scrub`.
+    row (character offsets; ``turn`` indexes ``messages``, null for flat fields; a string of
+    ``meta`` is named by its place, ``meta.contact.email``). No value is copied anywhere.
+    Parameters are those of :class:`~instructkit.pii.Scrub`.
 
     Example:
         >>> import instructkit as ik
@@ -146,7 +181,7 @@ class Detect(Map):
 
     def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
         detector = self.detector()
-        fields = resolve_fields(self.fields, frame)
+        fields = scanned_fields(self.fields, frame)
         found = find_in_frame(frame, fields, detector, self.n_jobs)
         out = frame.with_columns(count_column(frame, found, detector.entities))
         if self.spans:
@@ -158,9 +193,12 @@ def span_column(found: Findings) -> pl.Series:
     """``pii_spans``: per row, the list of ``{field, turn, start, end, entity, score}``."""
     per_row: list[list[dict[str, object]]] = [[] for _ in range(found.height)]
     for name, per_text in found.spans.items():
-        for row, turn, spans in zip(found.rows[name], found.turns[name], per_text, strict=True):
+        labels = found.meta.labels() if name == META and found.meta else [name] * len(per_text)
+        for row, turn, label, spans in zip(
+            found.rows[name], found.turns[name], labels, per_text, strict=True
+        ):
             per_row[row].extend(
-                {"field": name, "turn": turn, "start": s.start, "end": s.end,
+                {"field": label, "turn": turn, "start": s.start, "end": s.end,
                  "entity": s.entity, "score": s.score}
                 for s in spans
             )

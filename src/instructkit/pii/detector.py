@@ -111,7 +111,16 @@ class Detector:
         return [tuple(n for n, hit in zip(names, row, strict=True) if hit) for row in masks.iter_rows()]
 
     def find(self, texts: Sequence[str | None], n_jobs: int = 1) -> list[list[Span]]:
-        """Spans of each text (sorted, non-overlapping), in input order, for any ``n_jobs``."""
+        """Spans of each text (sorted, non-overlapping), in input order, for any ``n_jobs``.
+
+        A text that occurs more than once (a repeated prompt, the copies a dedup step moved
+        to the removed log) is analysed once.
+        """
+        first: dict[str | None, int] = {}
+        where = [first.setdefault(t, len(first)) for t in texts]
+        if len(first) < len(texts):
+            unique = self.find(list(first), n_jobs=n_jobs)
+            return [list(unique[i]) for i in where]
         wanted = self.candidates(texts)
         groups: dict[tuple[str, ...], list[int]] = {}
         for i, entities in enumerate(wanted):

@@ -38,6 +38,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--title", default=None, help="page heading")
     p.add_argument("--samples", type=int, default=3, help="sample records per source (default 3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample draw")
+    p.add_argument("--timings", action="store_true",
+                   help="show each step's seconds (the file then differs from run to run)")
     p.set_defaults(func=run)
     return p
 
@@ -67,6 +69,6 @@ def run(args: argparse.Namespace) -> int:
 
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, local_files_only=True)
     path = report(ds, args.output, tokenizer=tokenizer, title=args.title,
-                  samples=args.samples, seed=args.seed)
+                  samples=args.samples, seed=args.seed, timings=args.timings)
     print(f"wrote {path} ({len(ds)} records, {ds.removed.height} removed)")
     return 0

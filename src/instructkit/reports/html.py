@@ -45,6 +45,7 @@ def report(
     samples: int = 3,
     top: int = 10,
     seed: int = 0,
+    timings: bool = False,
 ) -> Path:
     """Write an HTML report of ``dataset`` to ``path`` and return the path.
 
@@ -57,6 +58,8 @@ def report(
         samples: sample records shown per source.
         top: duplicate clusters shown (the biggest first).
         seed: seed of the sample draw. The same inputs give the same file, byte for byte.
+        timings: add each step's seconds to the step table. Off by default: times differ
+            from run to run, and the report is then no longer byte-reproducible.
 
     Example:
         >>> import tempfile, instructkit as ik
@@ -68,7 +71,8 @@ def report(
 
     if not isinstance(dataset, Dataset):
         raise TypeError(f"report() needs an instructkit Dataset, got {type(dataset).__name__}")
-    page = render(dataset, tokenizer=tokenizer, title=title, samples=samples, top=top, seed=seed)
+    page = render(dataset, tokenizer=tokenizer, title=title, samples=samples, top=top, seed=seed,
+                  timings=timings)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -85,6 +89,7 @@ def render(
     samples: int = 3,
     top: int = 10,
     seed: int = 0,
+    timings: bool = False,
 ) -> str:
     """The report as an HTML string (what :func:`report` writes).
 
@@ -99,7 +104,7 @@ def render(
     table = summarize(lengths, by_source=True)
     parts = [
         ("overview", "Overview", _overview(dataset, lengths)),
-        ("waterfall", "Removal waterfall", _waterfall(dataset)),
+        ("waterfall", "Removal waterfall", _waterfall(dataset, timings)),
         ("sources", "Sources", _sources(dataset)),
         ("lengths", "Lengths", _lengths(lengths, table)),
         ("languages", "Languages", _languages(dataset)),
@@ -160,7 +165,7 @@ def _overview(dataset: Dataset, lengths: pl.DataFrame) -> str:
     return html
 
 
-def _waterfall(dataset: Dataset) -> str:
+def _waterfall(dataset: Dataset, timings: bool) -> str:
     wf = sections.waterfall(dataset)
     if not wf.steps:
         return _note("Nothing was removed. Run steps (quality, dedup, decontamination, ...) to see "
@@ -168,6 +173,8 @@ def _waterfall(dataset: Dataset) -> str:
     steps = [(f"{step} · {reason}", n) for step, reason, n in wf.steps]
     chart = svg.waterfall(("records in", wf.records_in), steps, ("records out", wf.records_out))
     history = dataset.report()
+    if not timings:
+        history = history.drop("seconds")
     table = _table(history) if history.height else ""
     return f'<div class="wide">{chart}</div>{table}'
 
