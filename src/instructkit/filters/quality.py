@@ -16,9 +16,11 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
+import numpy as np
 import polars as pl
 
-from instructkit.transform import Filter
+from instructkit.text import text_pieces
+from instructkit.transform import Filter, detail_expr
 
 #: Refusal and boilerplate phrases that mark a useless answer (matched case-insensitively).
 REFUSALS: tuple[str, ...] = (
@@ -106,42 +108,81 @@ class Quality(Filter):
         self.blacklist = blacklist
 
     def reasons(self, frame: pl.DataFrame) -> pl.DataFrame:
-        rules: list[tuple[pl.Expr, str, pl.Expr]] = []
+        cache: dict[str, pl.DataFrame] = {}
+
+        def pieces(field: str) -> pl.DataFrame:
+            if field not in cache:
+                cache[field] = text_pieces(frame, [field])
+            return cache[field]
+
+        rules: list[tuple[pl.Series, str, pl.Series]] = []
         if self.empty_output:
-            blank_turn = pl.col("messages").list.eval(
-                (pl.element().struct.field("role") == "assistant")
-                & (pl.element().struct.field("content").str.strip_chars() == "")
-            ).list.any()
-            rules.append((
-                (pl.col("output").str.strip_chars() == "") | blank_turn.fill_null(False),
-                "empty_output", pl.lit("output is empty"),
-            ))
-        words = {f: pl.col(f).fill_null("").str.count_matches(WORD) for f in ("instruction", "input", "output", "system")}
-        chars = {f: pl.col(f).fill_null("").str.len_chars() for f in words}
-        for bounds, measure, unit, op, reason in (
-            (self.min_chars, chars, "chars", "<", "too_short"),
-            (self.min_words, words, "words", "<", "too_short"),
-            (self.max_chars, chars, "chars", ">", "too_long"),
-            (self.max_words, words, "words", ">", "too_long"),
+            rules.append((*_empty(frame.height, pieces("output")), "empty_output"))  # type: ignore[arg-type]
+        text = pl.col("text").fill_null("")
+        for bounds, unit, op, reason in (
+            (self.min_chars, "chars", "<", "too_short"),
+            (self.min_words, "words", "<", "too_short"),
+            (self.max_chars, "chars", ">", "too_long"),
+            (self.max_words, "words", ">", "too_long"),
         ):
             for field, limit in (bounds or {}).items():
-                m = measure[field]
+                m = text.str.len_chars() if unit == "chars" else text.str.count_matches(WORD)
                 cond = m < limit if op == "<" else m > limit
-                detail = pl.format(f"{field}: {{}} {unit} {op} {limit}", m)
-                rules.append((cond, reason, detail))
+                why = {unit: m.cast(pl.Int64), ("min" if op == "<" else "max"): pl.lit(limit, dtype=pl.Int64)}
+                rules.append((*_first(frame.height, pieces(field), cond, why), reason))  # type: ignore[arg-type]
         if self.refusals:
-            pattern = "(?i)" + "|".join(re.escape(p) for p in self.refusals)
-            found = pl.col("output").str.extract(f"({pattern})", 1)
-            rules.append((found.is_not_null(), "refusal", pl.format("output contains '{}'", found.str.to_lowercase())))
+            pattern = "(?i)(" + "|".join(re.escape(p) for p in self.refusals) + ")"
+            found = text.str.extract(pattern, 1)
+            why = {"phrase": found.str.to_lowercase()}
+            rules.append((*_first(frame.height, pieces("output"), found.is_not_null(), why), "refusal"))  # type: ignore[arg-type]
         if self.blacklist:
             pattern = r"(?i)\b(" + "|".join(re.escape(w) for w in self.blacklist) + r")\b"
-            found = pl.col("instruction").str.extract(pattern, 1)
-            rules.append((found.is_not_null(), "blacklisted_task", pl.format("instruction mentions '{}'", found.str.to_lowercase())))
+            found = text.str.extract(pattern, 1)
+            why = {"word": found.str.to_lowercase()}
+            rules.append((*_first(frame.height, pieces("instruction"), found.is_not_null(), why), "blacklisted_task"))  # type: ignore[arg-type]
         if not rules:
             return pl.DataFrame({"reason": pl.Series([None] * frame.height, dtype=pl.String)})
+        columns = {f"c{i}": c for i, (c, _, _) in enumerate(rules)} | {f"d{i}": d for i, (_, d, _) in enumerate(rules)}
         reason: pl.Expr = pl.lit(None, dtype=pl.String)
         detail: pl.Expr = pl.lit(None, dtype=pl.String)
-        for cond, name, why in reversed(rules):  # the first rule that fires wins
-            reason = pl.when(cond).then(pl.lit(name)).otherwise(reason)
-            detail = pl.when(cond).then(why).otherwise(detail)
-        return frame.select(reason.alias("reason"), detail.alias("detail"))
+        for i in reversed(range(len(rules))):  # the first rule that fires wins
+            reason = pl.when(pl.col(f"c{i}")).then(pl.lit(rules[i][2])).otherwise(reason)
+            detail = pl.when(pl.col(f"c{i}")).then(pl.col(f"d{i}")).otherwise(detail)
+        return pl.DataFrame(columns).select(reason.alias("reason"), detail.alias("detail"))
+
+
+def _detail(why: dict[str, pl.Expr]) -> pl.Expr:
+    """``{"field", "turn"?, ...why}``: ``turn`` (the index in ``messages``) only for a turn."""
+    base = {"field": pl.col("field"), **why}
+    return (
+        pl.when(pl.col("turn").is_null())
+        .then(detail_expr(**base))
+        .otherwise(detail_expr(**base, turn=pl.col("turn")))
+    )
+
+
+def _first(n: int, pieces: pl.DataFrame, cond: pl.Expr, why: dict[str, pl.Expr]) -> tuple[pl.Series, pl.Series]:
+    """Per row of the frame: does any of its pieces meet ``cond``, and the detail of the first
+    that does (in field, then turn order)."""
+    hits = (
+        pieces.filter(cond.fill_null(False))
+        .unique("row", keep="first", maintain_order=True)
+        .select("row", _detail(why).alias("detail"))
+    )
+    return _per_row(n, hits)
+
+
+def _empty(n: int, pieces: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
+    """Rows with a blank output or assistant turn, or a conversation with no assistant turn."""
+    blank = _first(n, pieces, pl.col("text").str.strip_chars() == "", {})
+    has = pl.Series(np.isin(np.arange(n), pieces["row"].to_numpy()))
+    missing = pl.DataFrame({"row": pl.int_range(n, eager=True, dtype=pl.Int64)}).filter(~has).select(
+        "row", pl.lit('{"field":"output","turns":0}').alias("detail"))
+    cond, detail = _per_row(n, missing)
+    return blank[0] | cond, blank[1].fill_null(detail)
+
+
+def _per_row(n: int, hits: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
+    rows = pl.DataFrame({"row": pl.int_range(n, eager=True, dtype=pl.Int64)})
+    joined = rows.join(hits, on="row", how="left", maintain_order="left")
+    return joined["detail"].is_not_null().alias("cond"), joined["detail"]
