@@ -39,7 +39,7 @@ def test_quality_rules_and_details():
     out = ds.pipe(ik.quality(min_words={"instruction": 2}))
     got = dict(zip(out.removed["id"], zip(out.removed["reason"], out.removed["detail"], strict=True), strict=True))
     # details follow the JSON convention of instructkit.transform.detail
-    assert got["records:1"] == ("too_short", '{"field":"instruction","min":2,"words":1}')
+    assert got["records:1"] == ("too_short", '{"field":"instruction","limit":2,"unit":"words","value":1}')
     assert got["records:2"] == ("refusal", '{"field":"output","phrase":"i\'m sorry, but i cannot"}')
     assert got["records:3"] == ("blacklisted_task", '{"field":"instruction","word":"plot"}')
     assert got["records:4"][0] == "empty_output"
@@ -85,12 +85,12 @@ def test_quality_rules_cover_every_turn_of_a_conversation():
     assert got == {
         "records:0": ("blacklisted_task", '{"field":"instruction","turn":2,"word":"draw"}'),
         "records:1": ("refusal", '{"field":"output","phrase":"as an ai language model","turn":3}'),
-        "records:2": ("too_long", '{"field":"instruction","max":20,"turn":2,"words":30}'),
+        "records:2": ("too_long", '{"field":"instruction","limit":20,"turn":2,"unit":"words","value":30}'),
     }
     assert [r["id"] for r in out] == ["records:3", "records:4"]
     # a conversation with no assistant turn at all has an empty output
     lone = ik.Dataset.from_records([{"messages": [{"role": "user", "content": "Anyone?"}]}])
-    assert lone.pipe(ik.quality()).removed["detail"].to_list() == ['{"field":"output","turns":0}']
+    assert lone.pipe(ik.quality()).removed["detail"].to_list() == ['{"field":"output"}']
 
 
 def test_split_exact_stratified_deterministic():
@@ -114,7 +114,7 @@ def test_word_bounds_count_cjk_characters_as_words():
     ])
     out = ds.pipe(ik.quality(min_words={"instruction": 3}))
     assert [r["id"] for r in out] == ["records:0"]
-    assert out.removed["detail"].to_list() == ['{"field":"instruction","min":3,"words":2}']
+    assert out.removed["detail"].to_list() == ['{"field":"instruction","limit":3,"unit":"words","value":2}']
 
 
 # every text step reads every turn: what makes each record special sits in turn 3 only ------

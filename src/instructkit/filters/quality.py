@@ -128,7 +128,7 @@ class Quality(Filter):
             for field, limit in (bounds or {}).items():
                 m = text.str.len_chars() if unit == "chars" else text.str.count_matches(WORD)
                 cond = m < limit if op == "<" else m > limit
-                why = {unit: m.cast(pl.Int64), ("min" if op == "<" else "max"): pl.lit(limit, dtype=pl.Int64)}
+                why = {"limit": pl.lit(limit, dtype=pl.Int64), "unit": pl.lit(unit), "value": m.cast(pl.Int64)}
                 rules.append((*_first(frame.height, pieces(field), cond, why), reason))  # type: ignore[arg-type]
         if self.refusals:
             pattern = "(?i)(" + "|".join(re.escape(p) for p in self.refusals) + ")"
@@ -177,7 +177,7 @@ def _empty(n: int, pieces: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
     blank = _first(n, pieces, pl.col("text").str.strip_chars() == "", {})
     has = pl.Series(np.isin(np.arange(n), pieces["row"].to_numpy()))
     missing = pl.DataFrame({"row": pl.int_range(n, eager=True, dtype=pl.Int64)}).filter(~has).select(
-        "row", pl.lit('{"field":"output","turns":0}').alias("detail"))
+        "row", pl.lit('{"field":"output"}').alias("detail"))
     cond, detail = _per_row(n, missing)
     return blank[0] | cond, blank[1].fill_null(detail)
 
