@@ -180,3 +180,23 @@ def test_record_text_matches_single_turn_and_conversation():
     ]
     with pytest.raises(ValueError, match="unknown field"):
         record_text(both, ["answer"])
+
+
+def test_steps_see_llama_factory_history_turns(tmp_path):
+    import json
+
+    path = tmp_path / "lf.json"
+    rows = [
+        {"instruction": "Thanks, and one more thing?", "input": "", "output": "Gladly.",
+         "history": [["Hello, could you help me with something today?", "Of course, what is it?"], [turn3, "Sure."]]}
+        for turn3 in (_PARIS, _STORY, _STORY)
+    ]
+    path.write_text(json.dumps(rows))
+    ds = ik.read(path)
+    if ds[0]["messages"] is None:
+        pytest.skip("the reader does not yet read LLaMA-Factory 'history' into messages (issue 17.4, reader side)")
+    assert ds.pipe(ik.langid(keep=["en"])).removed["id"].to_list() == ["lf:0"]
+    assert ds.pipe(ik.dedup.exact()).removed["id"].to_list() == ["lf:2"]
+    bench = ik.benchmarks.from_records("toy", [{"q": _STORY}], fields=["q"])
+    assert ds.pipe(ik.decontaminate([bench])).removed["id"].to_list() == ["lf:1", "lf:2"]
+    assert ds.pipe(ik.quality(blacklist=["seine"])).removed["id"].to_list() == ["lf:0"]
