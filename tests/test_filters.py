@@ -200,3 +200,38 @@ def test_steps_see_llama_factory_history_turns(tmp_path):
     bench = ik.benchmarks.from_records("toy", [{"q": _STORY}], fields=["q"])
     assert ds.pipe(ik.decontaminate([bench])).removed["id"].to_list() == ["lf:1", "lf:2"]
     assert ds.pipe(ik.quality(blacklist=["seine"])).removed["id"].to_list() == ["lf:0"]
+
+
+# an answer as MedQuAD's CancerGov XML holds it: the first line follows <Answer>, the rest keep
+# the markup's indentation, unevenly
+MEDQUAD_ANSWER = (
+    "Key Points\n"
+    "                    - There are different types of treatment for patients with adult ALL.\n"
+    "                    - The treatment of adult ALL usually has two phases.\n"
+    "                \n"
+    "                \n"
+    "                    There are different types of treatment for patients with adult ALL.\n"
+    "                    Different types of treatment are available:\n"
+    "                        - Chemotherapy\n"
+    "                        - Radiation therapy\n"
+)
+
+
+def test_normalize_dedent_xml_text():
+    ds = ik.Dataset.from_records([{"instruction": "What are the treatments for adult ALL?", "output": MEDQUAD_ANSWER}])
+    kept = ds.pipe(ik.normalize())[0]["output"]
+    assert "\n                    - There" in kept  # by default indentation stays (code needs it)
+    common = ds.pipe(ik.normalize(dedent=True))[0]["output"]
+    assert common == (
+        "Key Points\n- There are different types of treatment for patients with adult ALL.\n"
+        "- The treatment of adult ALL usually has two phases.\n\n"
+        "There are different types of treatment for patients with adult ALL.\n"
+        "Different types of treatment are available:\n    - Chemotherapy\n    - Radiation therapy"
+    )
+    flat = ds.pipe(ik.normalize(dedent="lines"))[0]["output"]
+    assert flat == common.replace("    - ", "- ")
+    chat = ik.Dataset.from_records([{"messages": [
+        {"role": "user", "content": "Q"}, {"role": "assistant", "content": MEDQUAD_ANSWER}]}])
+    assert chat.pipe(ik.normalize(dedent=True))[0]["messages"][1]["content"] == common
+    with pytest.raises(ValueError, match="dedent must be"):
+        ik.normalize(dedent="all")
