@@ -1,3 +1,7 @@
+import hashlib
+import json
+from pathlib import Path
+
 import pytest
 
 import instructkit as ik
@@ -36,7 +40,8 @@ def test_quality_rules_and_details():
         {"instruction": "Tell a story", "output": "\n "},
         {"instruction": "Describe the maps of Paris", "output": "ok"},
     ])
-    out = ds.pipe(ik.quality(min_words={"instruction": 2}))
+    assert "blacklisted_task" not in ds.pipe(ik.quality()).removed["reason"].to_list()  # off by default (17.7)
+    out = ds.pipe(ik.quality(min_words={"instruction": 2}, blacklist="alpaca"))
     got = dict(zip(out.removed["id"], zip(out.removed["reason"], out.removed["detail"], strict=True), strict=True))
     # details follow the JSON convention of instructkit.transform.detail
     assert got["records:1"] == ("too_short", '{"field":"instruction","limit":2,"unit":"words","value":1}')
@@ -49,7 +54,10 @@ def test_quality_rules_and_details():
 
 def test_quality_lists_are_replaceable_and_bounds_checked():
     ds = ik.Dataset.from_records([{"instruction": "Draw a cat", "output": "Sure thing"}])
-    assert len(ds.pipe(ik.quality(blacklist=None))) == 1
+    assert len(ds.pipe(ik.quality())) == 1
+    assert len(ds.pipe(ik.quality(blacklist="alpaca"))) == 0
+    with pytest.raises(ValueError, match="blacklist takes"):
+        ik.quality(blacklist="draw")
     assert len(ds.pipe(ik.quality(blacklist=None, refusals=["sure thing"]))) == 0
     assert len(ds.pipe(ik.quality(blacklist=["cat"], max_chars={"output": 5}))) == 0
     with pytest.raises(ValueError, match="unknown field"):
@@ -235,3 +243,33 @@ def test_normalize_dedent_xml_text():
     assert chat.pipe(ik.normalize(dedent=True))[0]["messages"][1]["content"] == common
     with pytest.raises(ValueError, match="dedent must be"):
         ik.normalize(dedent="all")
+
+
+LABELS = Path(__file__).parent / "data" / "quality_labels.jsonl"
+
+
+def test_default_quality_rules_keep_what_a_careful_reader_keeps(shared_data):
+    """200 records drawn with a seed from the two Code Alpaca files, each read and labelled
+    keep/drop by hand (tests/data/quality_labels.jsonl; how: docs/filters.md). The default
+    rules may remove at most 1% of the records labelled keep (issue 17.7)."""
+    labels = [json.loads(line) for line in LABELS.read_text().splitlines()]
+    removed_by: dict[str, dict[str, set[int]]] = {"default": {}, "alpaca_blacklist": {}}
+    for name in sorted({r["file"] for r in labels}):
+        ds = ik.read(shared_data / "instructions" / name)
+        for r in (r for r in labels if r["file"] == name):
+            digest = hashlib.sha1(ds[r["index"]]["instruction"].encode()).hexdigest()[:12]
+            assert digest == r["sha1"], f"{name} record {r['index']} is not the record that was labelled"
+        for rules, step in (("default", ik.quality()), ("alpaca_blacklist", ik.quality(blacklist="alpaca"))):
+            ids = set(ds.pipe(step).removed["id"].to_list())
+            removed_by[rules][name] = {k for k in range(len(ds)) if ds[k]["id"] in ids}
+    keep = [r for r in labels if r["label"] == "keep"]
+    assert len(labels) == 200 and len(keep) == 199
+
+    def false_removals(rules: str) -> list[dict]:
+        return [r for r in keep if r["index"] in removed_by[rules][r["file"]]]
+
+    assert len(false_removals("default")) / len(keep) <= 0.01
+    # the old default, Stanford Alpaca's blacklist, removed file-handling code tasks
+    old = false_removals("alpaca_blacklist")
+    assert len(old) / len(keep) > 0.05
+    assert {r["reason"] for r in old} >= {"files"}

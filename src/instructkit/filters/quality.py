@@ -4,10 +4,16 @@ Each rule drops a record with its own reason, checked in this order:
 
 - ``empty_output``: the output (or any assistant turn) is empty or whitespace only;
 - ``too_short`` / ``too_long``: a field outside its character or word bounds;
-- ``refusal``: the output contains a refusal or boilerplate phrase ("As an AI language
-  model", ...), case-insensitive;
-- ``blacklisted_task``: the instruction asks for something a text model cannot do (images,
-  graphs, files, maps, ...), the keyword list Stanford Alpaca used to filter its generations.
+- ``refusal``: the output (or any assistant turn) contains a refusal or boilerplate phrase
+  ("As an AI language model", ...), case-insensitive;
+- ``blacklisted_task``: the instruction (or any user turn) mentions a listed word. Off by
+  default; ``blacklist="alpaca"`` is the keyword list Stanford Alpaca used on its *generated*
+  tasks (images, graphs, files, maps, ...). On curated data it removes good records (17% of
+  ``new_codealpaca.json``, mostly file-handling code tasks; 2.5% of GSM8K, all of them word
+  problems): see ``benchmarks/results/quality_defaults.md`` and docs/filters.md.
+
+In a conversation each rule reads every turn (``instruction`` bounds and the blacklist each
+user turn, ``output`` bounds and refusals each assistant turn); the detail names the turn.
 """
 
 from __future__ import annotations
@@ -45,11 +51,15 @@ REFUSALS: tuple[str, ...] = (
     "against my programming",
 )
 
-#: Stanford Alpaca's blacklist (generate_instruction.py): tasks a text-only model cannot do.
+#: Stanford Alpaca's blacklist (generate_instruction.py): words that mark a generated task a
+#: text-only model cannot do. Meant for self-instruct output, not for curated data.
 BLACKLIST: tuple[str, ...] = (
     "image", "images", "graph", "graphs", "picture", "pictures", "file", "files",
     "map", "maps", "draw", "plot", "go to", "video", "audio", "music", "flowchart", "diagram",
 )
+
+#: Word lists ``blacklist=`` accepts by name.
+NAMED_BLACKLISTS: dict[str, tuple[str, ...]] = {"alpaca": BLACKLIST}
 
 Bounds = Mapping[str, int] | None
 
@@ -68,7 +78,8 @@ class Quality(Filter):
             ``min_words={"instruction": 3}``; fields are ``instruction``, ``input``,
             ``output``, ``system``.
         refusals: phrases searched in the output (case-insensitive); None disables.
-        blacklist: whole words or phrases searched in the instruction; None disables.
+        blacklist: whole words or phrases searched in the instruction, or ``"alpaca"`` for
+            :data:`BLACKLIST`; None (the default) disables the rule.
 
     Example:
         >>> import instructkit as ik
@@ -78,6 +89,8 @@ class Quality(Filter):
         ...     {"instruction": "Draw a cat", "output": "ok"},
         ...     {"instruction": "Say bye", "output": " "}])
         >>> ds.pipe(ik.quality()).removed["reason"].to_list()
+        ['refusal', 'empty_output']
+        >>> ds.pipe(ik.quality(blacklist="alpaca")).removed["reason"].to_list()
         ['refusal', 'blacklisted_task', 'empty_output']
     """
 
@@ -91,8 +104,12 @@ class Quality(Filter):
         min_words: Bounds = None,
         max_words: Bounds = None,
         refusals: Sequence[str] | None = REFUSALS,
-        blacklist: Sequence[str] | None = BLACKLIST,
+        blacklist: Sequence[str] | str | None = None,
     ) -> None:
+        if isinstance(blacklist, str) and blacklist not in NAMED_BLACKLISTS:
+            raise ValueError(
+                f"blacklist takes a list of words or one of {sorted(NAMED_BLACKLISTS)}, got {blacklist!r}"
+            )
         for bounds in (min_chars, max_chars, min_words, max_words):
             for field, value in (bounds or {}).items():
                 if field not in ("instruction", "input", "output", "system"):
@@ -135,8 +152,9 @@ class Quality(Filter):
             found = text.str.extract(pattern, 1)
             why = {"phrase": found.str.to_lowercase()}
             rules.append((*_first(frame.height, pieces("output"), found.is_not_null(), why), "refusal"))  # type: ignore[arg-type]
-        if self.blacklist:
-            pattern = r"(?i)\b(" + "|".join(re.escape(w) for w in self.blacklist) + r")\b"
+        words = NAMED_BLACKLISTS[self.blacklist] if isinstance(self.blacklist, str) else self.blacklist
+        if words:
+            pattern = r"(?i)\b(" + "|".join(re.escape(w) for w in words) + r")\b"
             found = text.str.extract(pattern, 1)
             why = {"word": found.str.to_lowercase()}
             rules.append((*_first(frame.height, pieces("instruction"), found.is_not_null(), why), "blacklisted_task"))  # type: ignore[arg-type]
