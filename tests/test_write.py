@@ -486,3 +486,15 @@ def test_killed_write_leaves_a_temp_file_that_the_next_write_removes(tmp_path, s
     single.write(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
     assert len(ik.read(target)) == len(single)
+
+
+def test_report_reads_the_text_format(tmp_path, single):
+    """issue 17.6: ``instructkit report`` reads every file a recipe writes, ``format: text`` too."""
+    from instructkit.cli import main
+
+    path = single.write(tmp_path / "train.jsonl", format="text", template="alpaca")
+    back = ik.read(path)
+    assert [r["instruction"] for r in back] == single.render("alpaca").to_list()
+    assert [r["id"] for r in back] == [r["id"] for r in single]
+    assert main(["report", str(path), "-o", str(tmp_path / "report.html")]) == 0
+    assert "train" in (tmp_path / "report.html").read_text()
