@@ -49,14 +49,18 @@ Example:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import polars as pl
 
 from instructkit.io.formats import json_string
 from instructkit.schema import COLUMNS
+
+if TYPE_CHECKING:
+    from instructkit.dataset import Dataset
 
 #: Output formats the writers know.
 ROW_FORMATS = ("alpaca", "sharegpt", "messages")
@@ -418,3 +422,40 @@ def alpaca_frame(frame: pl.DataFrame, ids: bool = True, meta: bool = True) -> pl
     if frame["system"].is_not_null().any():
         columns.append(pl.col("system"))
     return frame.select(columns)
+
+
+def convert_file(
+    source: str | Path | Sequence[str | Path],
+    target: str | Path,
+    to: str,
+    *,
+    input_format: str | None = None,
+    template: str | None = None,
+    turns: str | None = None,
+    system: str | None = None,
+    meta: bool = True,
+    columns: Sequence[str] | None = None,
+    on_error: str = "raise",
+) -> tuple[Path, Dataset]:
+    """Read ``source`` (files, folders, globs; format detected or ``input_format``) and write
+    it to ``target`` as ``to``; returns ``(path written, dataset read)``.
+
+    What ``instructkit convert`` runs. ``system`` is the system prompt of records without
+    one; ``template``, ``turns``, ``meta`` and ``columns`` are as in
+    :func:`instructkit.io.write.write`.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (d / "qa.jsonl").write_text('{"question": "2+2?", "answer": "4"}\\n')
+        >>> path, ds = convert_file(d / "qa.jsonl", d / "chat.jsonl", to="messages", system="Be brief.")
+        >>> path.read_text()
+        '{"id":"qa:0","source":"qa","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"2+2?"},{"role":"assistant","content":"4"}]}\\n'
+    """
+    from instructkit.io.read import read
+
+    dataset = read(source, format=input_format, on_error=on_error)
+    path = dataset.write(
+        target, format=to, template=template, turns=turns, system=system, meta=meta, columns=columns
+    )
+    return path, dataset
