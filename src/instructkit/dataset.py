@@ -248,12 +248,19 @@ class Dataset:
         turns: str | None = None,
         ids: bool = True,
         tokenizer: Any = None,
+        system: str | None = None,
+        meta: bool = True,
+        columns: Sequence[str] | None = None,
+        provenance: bool = False,
     ) -> Path:
         """Write records atomically to .json, .jsonl(.gz) or .parquet.
 
         ``format`` is ``alpaca``, ``sharegpt``, ``messages`` or ``text`` (rendered with
-        ``template``, and ``tokenizer`` for the ``chat_template`` format). ``turns`` says how
-        multi-turn records become alpaca rows (``first``, ``last`` or ``split``).
+        ``template``, and ``tokenizer`` for the ``chat_template`` format). Conversations
+        become alpaca rows with ``history``, or as ``turns`` says (``first``, ``last``,
+        ``split``). ``system`` is the system prompt of records without one; ``meta=False``
+        or ``columns=`` write only the format's fields or the ones named; ``provenance=True``
+        adds ``<path>.provenance.json``. See :func:`instructkit.io.write.write`.
 
         Example:
             >>> import tempfile, instructkit as ik
@@ -264,10 +271,14 @@ class Dataset:
         """
         from instructkit.io.write import write
 
-        return write(self, path, format=format, template=template, turns=turns, ids=ids, tokenizer=tokenizer)
+        return write(
+            self, path, format=format, template=template, turns=turns, ids=ids, tokenizer=tokenizer,
+            system=system, meta=meta, columns=columns, provenance=provenance,
+        )
 
-    def render(self, template: str = "alpaca", *, tokenizer: Any = None) -> pl.Series:
-        """Training text of every record in a prompt format (``alpaca``, ``llama2``, ...).
+    def render(self, template: str = "alpaca", *, tokenizer: Any = None, system: str | None = None) -> pl.Series:
+        """Training text of every record in a prompt format (``alpaca``, ``llama2``, ...);
+        ``system`` is the system prompt of records without one.
 
         Example:
             >>> import instructkit as ik
@@ -277,7 +288,7 @@ class Dataset:
         """
         from instructkit.templates.formats import render_column
 
-        return render_column(self, template, tokenizer=tokenizer)
+        return render_column(self, template, tokenizer=tokenizer, system=system)
 
     def stats(self) -> pl.DataFrame:
         """Metrics per source and field: counts, lengths in characters and words.

@@ -10,7 +10,7 @@ import polars as pl
 
 from instructkit.decontam import ngram, semantic
 from instructkit.decontam.benchmarks import Benchmark, resolve
-from instructkit.text import resolve_fields
+from instructkit.text import resolve_fields, text_pieces
 from instructkit.transform import Global, apply_drops, detail_expr
 
 #: Semantic candidates below this cosine are not kept by ``observe`` (``cosine_threshold``
@@ -212,22 +212,10 @@ class Decontaminate(Global):
 
     # stages ------------------------------------------------------------------------------
     def _texts(self, batch: pl.DataFrame) -> tuple[list[pl.Series], list[np.ndarray]]:
-        fields = resolve_fields(list(self.fields), batch)
-        rows = np.arange(batch.height)
-        columns, owners = [], []
-        for field in fields:
-            if field == "messages":
-                turns = (
-                    batch.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"), "messages")
-                    .explode("messages")
-                    .drop_nulls("messages")
-                )
-                columns.append(turns["messages"].struct.field("content"))
-                owners.append(turns["_row"].to_numpy())
-            else:
-                columns.append(batch[field])
-                owners.append(rows)
-        return columns, owners
+        # each flat field and each conversation turn is scanned on its own: an n-gram never
+        # spans two turns, and a conversation's mirrored flat fields are not scanned twice
+        pieces = text_pieces(batch, resolve_fields(list(self.fields), batch))
+        return [pieces["text"]], [pieces["row"].to_numpy()]
 
     def _observe_ngrams(self, batch: pl.DataFrame) -> pl.DataFrame:
         index = self.index()

@@ -12,7 +12,9 @@ import polars as pl
 
 from instructkit.transform import detail_expr
 
-#: Default text of a record: its single-turn fields, and every turn of a conversation.
+#: Default text of a record: its single-turn fields, and every turn of a conversation (read
+#: with :func:`instructkit.text.record_text`, which takes a conversation's turns in place of
+#: its mirrored flat fields).
 DEFAULT_FIELDS: tuple[str, ...] = ("instruction", "input", "output", "messages")
 
 

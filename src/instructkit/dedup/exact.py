@@ -18,7 +18,7 @@ from instructkit.dedup._base import (
     present_fields,
     repeated,
 )
-from instructkit.dedup._kernel import document_text
+from instructkit.text import record_text
 from instructkit.transform import Global
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ class Exact(Against, Global):
         """``id``, two 64-bit hashes of the normalized text and its length (no texts)."""
         skip = repeated(batch)
         frame = batch.filter(pl.Series(~skip)) if skip.any() else batch
-        text = document_text(frame, present_fields(self.fields, frame))
+        text = record_text(frame, present_fields(self.fields, frame))
         keyed = pl.DataFrame({"id": frame["id"], "text": text}).with_columns(self.key_expr().alias("key"))
         return keyed.select(
             "id",

@@ -22,6 +22,7 @@ from instructkit.dedup._base import (
     repeated,
 )
 from instructkit.dedup._spill import Rows, SpillFile
+from instructkit.text import record_text
 from instructkit.transform import Global
 
 if TYPE_CHECKING:
@@ -244,7 +245,7 @@ class MinHash(Against, Global):
         """MinHash state of a batch (records copied by upsampling are left out)."""
         skip = repeated(batch)
         frame = batch.filter(pl.Series(~skip)) if skip.any() else batch
-        text = K.document_text(frame, present_fields(self.fields, frame))
+        text = record_text(frame, present_fields(self.fields, frame))
         bands, rows = self.banding()
         exact = self._verify_mode() == "exact"
         m = K.minhash(

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from instructkit.text import resolve_fields
+from instructkit.text import record_text, resolve_fields
 from instructkit.transform import Filter, detail_expr, mark
 
 #: Tag for a text too short to identify, or with no text at all (ISO 639-2 "undetermined").
@@ -399,6 +399,8 @@ class LangID(Filter):
         field: the text to identify: a field name, several (joined with a space), or
             ``"all"``. The default is the instruction because outputs are often code, which
             lid.176 labels as English or noise whatever the human language of the record.
+            In a conversation ``instruction`` means every user turn and ``output`` every
+            assistant turn (``messages``: every turn), so a later turn is read too.
         min_score: drop records whose ``lang_score`` is below this (``und`` ones included).
         min_chars: texts with fewer letters than this are tagged ``und`` rather than guessed;
             a CJK character (Han, kana, Hangul) is a syllable or a word, so it counts as two.
@@ -641,24 +643,11 @@ def _topk(results: list[Any], rows: pl.Series, kana: pl.Series, n: int) -> pl.Se
 
 
 def _joined_text(frame: pl.DataFrame, fields: Sequence[str]) -> pl.Series:
-    """The text of ``fields`` per row, joined with a space (every turn for ``messages``)."""
+    """The text of ``fields`` per row, joined with a space; for a conversation, every turn
+    the fields stand for (``instruction``: each user turn; see :func:`record_text`)."""
     if not fields:
         raise ValueError("langid: field names no field")
-    exprs = []
     for name in fields:
-        dtype = frame.schema[name]
-        if name == "messages":
-            exprs.append(
-                pl.col("messages").list.eval(pl.element().struct.field("content")).list.join(" ")
-            )
-            continue
-        if dtype != pl.String:
-            raise ValueError(f"langid: field {name!r} holds {dtype}, not text")
-        if "messages" in fields and name in ("instruction", "output"):
-            # in a conversation these mirror turns that messages already holds
-            exprs.append(pl.when(pl.col("messages").is_null()).then(pl.col(name)))
-        else:
-            exprs.append(pl.col(name))
-    return frame.select(
-        pl.concat_str(exprs, separator=" ", ignore_nulls=True).alias("text")
-    )["text"]
+        if name != "messages" and frame.schema[name] != pl.String:
+            raise ValueError(f"langid: field {name!r} holds {frame.schema[name]}, not text")
+    return record_text(frame, fields, separator=" ")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from os.path import commonprefix
 from typing import ClassVar
 
 import polars as pl
@@ -24,6 +26,12 @@ class Normalize(Map):
     also squeezes runs of spaces. Trailing spaces of each line and blank-line runs longer than
     ``max_blank_lines`` are removed, and each field is stripped.
 
+    Text taken from XML or HTML (MedQuAD, web pages) keeps the indentation of the markup it
+    sat in. ``dedent=True`` removes the indentation that every line after the first shares
+    (the first line follows the opening tag, so it has none), as ``inspect.cleandoc`` does
+    without expanding tabs; ``dedent="lines"`` removes every line's leading spaces and tabs,
+    for prose whose markup indented lines unevenly (MedQuAD's answers). Neither suits code.
+
     Args:
         form: Unicode normalization form (``NFC``, ``NFKC``, ``NFD``, ``NFKD``) or None.
         fields: text fields to edit; None means all (conversations included).
@@ -31,12 +39,17 @@ class Normalize(Map):
         collapse_spaces: squeeze runs of spaces and tabs inside lines into one space.
         max_blank_lines: longest run of empty lines kept.
         control: remove control characters (tab and newline stay).
+        dedent: ``False``, ``True`` (the common indentation of the lines after the first) or
+            ``"lines"`` (each line's own leading indentation).
 
     Example:
         >>> import instructkit as ik
         >>> ds = ik.Dataset.from_records([{"instruction": "Cafe\\u0301 \\r\\n", "output": "x"}])
         >>> ds.pipe(ik.normalize())[0]["instruction"]
         'Café'
+        >>> xml = ik.Dataset.from_records([{"instruction": "Q", "output": "Key Points\\n      - One.\\n      - Two."}])
+        >>> xml.pipe(ik.normalize(dedent=True))[0]["output"]
+        'Key Points\\n- One.\\n- Two.'
     """
 
     name: ClassVar[str] = "normalize"
@@ -49,11 +62,15 @@ class Normalize(Map):
         collapse_spaces: bool = False,
         max_blank_lines: int = 1,
         control: bool = True,
+        dedent: bool | str = False,
     ) -> None:
         if form not in (None, "NFC", "NFKC", "NFD", "NFKD"):
             raise ValueError(f"form must be NFC, NFKC, NFD, NFKD or None, got {form!r}")
         if max_blank_lines < 0:
             raise ValueError("max_blank_lines must be >= 0")
+        if dedent not in (False, True, "lines"):
+            raise ValueError(f"dedent must be False, True or 'lines', got {dedent!r}")
+        self.dedent = dedent
         self.form = form
         self.fields = fields
         self.strip = strip
@@ -68,6 +85,10 @@ class Normalize(Map):
         if self.control:
             e = e.str.replace_all(_CONTROL, "")
         e = e.str.replace_all(_SPACES, " ")
+        if self.dedent == "lines":
+            e = e.str.replace_all(r"(?m)^[ \t]+", "")
+        elif self.dedent:
+            e = e.map_elements(dedent_text, return_dtype=pl.String, skip_nulls=True)
         if self.collapse_spaces:
             e = e.str.replace_all(r"[ \t]+", " ")
         e = e.str.replace_all(r"[ \t]+\n", "\n").str.replace_all(
@@ -79,3 +100,28 @@ class Normalize(Map):
 
     def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
         return map_text_expr(frame, resolve_fields(self.fields, frame), self._expr)
+
+
+_INDENT = re.compile(r"[ \t]*")
+
+
+def dedent_text(text: str) -> str:
+    """Remove the indentation that every non-blank line after the first shares.
+
+    Blank lines lose their spaces too; tabs and spaces must match exactly to be shared.
+
+    Example:
+        >>> dedent_text("Causes\\n        Genes.\\n          Detail.\\n")
+        'Causes\\nGenes.\\n  Detail.\\n'
+    """
+    lines = text.split("\n")
+    rest = [line for line in lines[1:] if line.strip(" \t")]
+    if not rest:
+        return text
+    margin = commonprefix([_INDENT.match(line).group() for line in rest])  # type: ignore[union-attr]
+    if not margin:
+        return text
+    out = [lines[0]]
+    for line in lines[1:]:
+        out.append(line[len(margin):] if line.startswith(margin) else line.lstrip(" \t"))
+    return "\n".join(out)

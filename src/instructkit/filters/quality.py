@@ -4,10 +4,16 @@ Each rule drops a record with its own reason, checked in this order:
 
 - ``empty_output``: the output (or any assistant turn) is empty or whitespace only;
 - ``too_short`` / ``too_long``: a field outside its character or word bounds;
-- ``refusal``: the output contains a refusal or boilerplate phrase ("As an AI language
-  model", ...), case-insensitive;
-- ``blacklisted_task``: the instruction asks for something a text model cannot do (images,
-  graphs, files, maps, ...), the keyword list Stanford Alpaca used to filter its generations.
+- ``refusal``: the output (or any assistant turn) contains a refusal or boilerplate phrase
+  ("As an AI language model", ...), case-insensitive;
+- ``blacklisted_task``: the instruction (or any user turn) mentions a listed word. Off by
+  default; ``blacklist="alpaca"`` is the keyword list Stanford Alpaca used on its *generated*
+  tasks (images, graphs, files, maps, ...). On curated data it removes good records (17% of
+  ``new_codealpaca.json``, mostly file-handling code tasks; 2.5% of GSM8K, all of them word
+  problems): see ``benchmarks/results/quality_defaults.md`` and docs/filters.md.
+
+In a conversation each rule reads every turn (``instruction`` bounds and the blacklist each
+user turn, ``output`` bounds and refusals each assistant turn); the detail names the turn.
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
+import numpy as np
 import polars as pl
 
+from instructkit.text import text_pieces
 from instructkit.transform import Filter, detail_expr
 
 #: Refusal and boilerplate phrases that mark a useless answer (matched case-insensitively).
@@ -43,11 +51,15 @@ REFUSALS: tuple[str, ...] = (
     "against my programming",
 )
 
-#: Stanford Alpaca's blacklist (generate_instruction.py): tasks a text-only model cannot do.
+#: Stanford Alpaca's blacklist (generate_instruction.py): words that mark a generated task a
+#: text-only model cannot do. Meant for self-instruct output, not for curated data.
 BLACKLIST: tuple[str, ...] = (
     "image", "images", "graph", "graphs", "picture", "pictures", "file", "files",
     "map", "maps", "draw", "plot", "go to", "video", "audio", "music", "flowchart", "diagram",
 )
+
+#: Word lists ``blacklist=`` accepts by name.
+NAMED_BLACKLISTS: dict[str, tuple[str, ...]] = {"alpaca": BLACKLIST}
 
 Bounds = Mapping[str, int] | None
 
@@ -66,7 +78,8 @@ class Quality(Filter):
             ``min_words={"instruction": 3}``; fields are ``instruction``, ``input``,
             ``output``, ``system``.
         refusals: phrases searched in the output (case-insensitive); None disables.
-        blacklist: whole words or phrases searched in the instruction; None disables.
+        blacklist: whole words or phrases searched in the instruction, or ``"alpaca"`` for
+            :data:`BLACKLIST`; None (the default) disables the rule.
 
     Example:
         >>> import instructkit as ik
@@ -76,6 +89,8 @@ class Quality(Filter):
         ...     {"instruction": "Draw a cat", "output": "ok"},
         ...     {"instruction": "Say bye", "output": " "}])
         >>> ds.pipe(ik.quality()).removed["reason"].to_list()
+        ['refusal', 'empty_output']
+        >>> ds.pipe(ik.quality(blacklist="alpaca")).removed["reason"].to_list()
         ['refusal', 'blacklisted_task', 'empty_output']
     """
 
@@ -89,8 +104,12 @@ class Quality(Filter):
         min_words: Bounds = None,
         max_words: Bounds = None,
         refusals: Sequence[str] | None = REFUSALS,
-        blacklist: Sequence[str] | None = BLACKLIST,
+        blacklist: Sequence[str] | str | None = None,
     ) -> None:
+        if isinstance(blacklist, str) and blacklist not in NAMED_BLACKLISTS:
+            raise ValueError(
+                f"blacklist takes a list of words or one of {sorted(NAMED_BLACKLISTS)}, got {blacklist!r}"
+            )
         for bounds in (min_chars, max_chars, min_words, max_words):
             for field, value in (bounds or {}).items():
                 if field not in ("instruction", "input", "output", "system"):
@@ -106,44 +125,82 @@ class Quality(Filter):
         self.blacklist = blacklist
 
     def reasons(self, frame: pl.DataFrame) -> pl.DataFrame:
-        rules: list[tuple[pl.Expr, str, pl.Expr]] = []
+        cache: dict[str, pl.DataFrame] = {}
+
+        def pieces(field: str) -> pl.DataFrame:
+            if field not in cache:
+                cache[field] = text_pieces(frame, [field])
+            return cache[field]
+
+        rules: list[tuple[pl.Series, str, pl.Series]] = []
         if self.empty_output:
-            blank_turn = pl.col("messages").list.eval(
-                (pl.element().struct.field("role") == "assistant")
-                & (pl.element().struct.field("content").str.strip_chars() == "")
-            ).list.any()
-            rules.append((
-                (pl.col("output").str.strip_chars() == "") | blank_turn.fill_null(False),
-                "empty_output", detail_expr(field=pl.lit("output")),
-            ))
-        words = {f: pl.col(f).fill_null("").str.count_matches(WORD) for f in ("instruction", "input", "output", "system")}
-        chars = {f: pl.col(f).fill_null("").str.len_chars() for f in words}
-        for bounds, measure, unit, op, reason in (
-            (self.min_chars, chars, "chars", "<", "too_short"),
-            (self.min_words, words, "words", "<", "too_short"),
-            (self.max_chars, chars, "chars", ">", "too_long"),
-            (self.max_words, words, "words", ">", "too_long"),
+            rules.append((*_empty(frame.height, pieces("output")), "empty_output"))  # type: ignore[arg-type]
+        text = pl.col("text").fill_null("")
+        for bounds, unit, op, reason in (
+            (self.min_chars, "chars", "<", "too_short"),
+            (self.min_words, "words", "<", "too_short"),
+            (self.max_chars, "chars", ">", "too_long"),
+            (self.max_words, "words", ">", "too_long"),
         ):
             for field, limit in (bounds or {}).items():
-                m = measure[field]
+                m = text.str.len_chars() if unit == "chars" else text.str.count_matches(WORD)
                 cond = m < limit if op == "<" else m > limit
-                detail = detail_expr(field=pl.lit(field), limit=pl.lit(limit), unit=pl.lit(unit), value=m)
-                rules.append((cond, reason, detail))
+                why = {"limit": pl.lit(limit, dtype=pl.Int64), "unit": pl.lit(unit), "value": m.cast(pl.Int64)}
+                rules.append((*_first(frame.height, pieces(field), cond, why), reason))  # type: ignore[arg-type]
         if self.refusals:
-            pattern = "(?i)" + "|".join(re.escape(p) for p in self.refusals)
-            found = pl.col("output").str.extract(f"({pattern})", 1)
-            rules.append((found.is_not_null(), "refusal",
-                          detail_expr(field=pl.lit("output"), phrase=found.str.to_lowercase())))
-        if self.blacklist:
-            pattern = r"(?i)\b(" + "|".join(re.escape(w) for w in self.blacklist) + r")\b"
-            found = pl.col("instruction").str.extract(pattern, 1)
-            rules.append((found.is_not_null(), "blacklisted_task",
-                          detail_expr(field=pl.lit("instruction"), word=found.str.to_lowercase())))
+            pattern = "(?i)(" + "|".join(re.escape(p) for p in self.refusals) + ")"
+            found = text.str.extract(pattern, 1)
+            why = {"phrase": found.str.to_lowercase()}
+            rules.append((*_first(frame.height, pieces("output"), found.is_not_null(), why), "refusal"))  # type: ignore[arg-type]
+        words = NAMED_BLACKLISTS[self.blacklist] if isinstance(self.blacklist, str) else self.blacklist
+        if words:
+            pattern = r"(?i)\b(" + "|".join(re.escape(w) for w in words) + r")\b"
+            found = text.str.extract(pattern, 1)
+            why = {"word": found.str.to_lowercase()}
+            rules.append((*_first(frame.height, pieces("instruction"), found.is_not_null(), why), "blacklisted_task"))  # type: ignore[arg-type]
         if not rules:
             return pl.DataFrame({"reason": pl.Series([None] * frame.height, dtype=pl.String)})
+        columns = {f"c{i}": c for i, (c, _, _) in enumerate(rules)} | {f"d{i}": d for i, (_, d, _) in enumerate(rules)}
         reason: pl.Expr = pl.lit(None, dtype=pl.String)
         detail: pl.Expr = pl.lit(None, dtype=pl.String)
-        for cond, name, why in reversed(rules):  # the first rule that fires wins
-            reason = pl.when(cond).then(pl.lit(name)).otherwise(reason)
-            detail = pl.when(cond).then(why).otherwise(detail)
-        return frame.select(reason.alias("reason"), detail.alias("detail"))
+        for i in reversed(range(len(rules))):  # the first rule that fires wins
+            reason = pl.when(pl.col(f"c{i}")).then(pl.lit(rules[i][2])).otherwise(reason)
+            detail = pl.when(pl.col(f"c{i}")).then(pl.col(f"d{i}")).otherwise(detail)
+        return pl.DataFrame(columns).select(reason.alias("reason"), detail.alias("detail"))
+
+
+def _detail(why: dict[str, pl.Expr]) -> pl.Expr:
+    """``{"field", "turn"?, ...why}``: ``turn`` (the index in ``messages``) only for a turn."""
+    base = {"field": pl.col("field"), **why}
+    return (
+        pl.when(pl.col("turn").is_null())
+        .then(detail_expr(**base))
+        .otherwise(detail_expr(**base, turn=pl.col("turn")))
+    )
+
+
+def _first(n: int, pieces: pl.DataFrame, cond: pl.Expr, why: dict[str, pl.Expr]) -> tuple[pl.Series, pl.Series]:
+    """Per row of the frame: does any of its pieces meet ``cond``, and the detail of the first
+    that does (in field, then turn order)."""
+    hits = (
+        pieces.filter(cond.fill_null(False))
+        .unique("row", keep="first", maintain_order=True)
+        .select("row", _detail(why).alias("detail"))
+    )
+    return _per_row(n, hits)
+
+
+def _empty(n: int, pieces: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
+    """Rows with a blank output or assistant turn, or a conversation with no assistant turn."""
+    blank = _first(n, pieces, pl.col("text").str.strip_chars() == "", {})
+    has = pl.Series(np.isin(np.arange(n), pieces["row"].to_numpy()))
+    missing = pl.DataFrame({"row": pl.int_range(n, eager=True, dtype=pl.Int64)}).filter(~has).select(
+        "row", pl.lit('{"field":"output"}').alias("detail"))
+    cond, detail = _per_row(n, missing)
+    return blank[0] | cond, blank[1].fill_null(detail)
+
+
+def _per_row(n: int, hits: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
+    rows = pl.DataFrame({"row": pl.int_range(n, eager=True, dtype=pl.Int64)})
+    joined = rows.join(hits, on="row", how="left", maintain_order="left")
+    return joined["detail"].is_not_null().alias("cond"), joined["detail"]

@@ -4,7 +4,11 @@ Each function takes one canonical record as :class:`~instructkit.Dataset` yields
 decoded to a dict) and returns plain output rows: ``id`` and ``source`` first (unless
 ``ids=False``), then the format's fields, then ``system``, then every ``meta`` key flattened
 back to the top level and any extra columns transforms added. Reading such a row with
-``ik.read`` gives the record back.
+``ik.read`` gives the record back. With ``meta=False`` only the format's own fields
+(:data:`FORMAT_FIELDS`) are written, for tools that reject unknown keys
+(text-generation-webui): meta keys that are such fields (``history``, ``tools``) stay, the
+rest is left out. Meta keys that only record the input's shape (:data:`SHAPE_KEYS`, e.g.
+``_format``) are never written.
 
 Lossless rules:
 
@@ -17,9 +21,15 @@ Lossless rules:
   layout) and the first ``{"role": "system"}`` message in messages rows.
 - ShareGPT speakers: user -> ``human``, assistant -> ``gpt``, tool -> ``observation``,
   function_call -> ``function_call``.
-- A conversation with more than one exchange has no alpaca form: converting it raises
-  :class:`ConversionError` unless ``turns`` is ``"first"``, ``"last"`` (that exchange only)
-  or ``"split"`` (one row per exchange, ids ``"<id>:<k>"``).
+- A conversation with more than one exchange becomes one alpaca row in LLaMA-Factory's
+  layout: the last exchange in ``instruction``/``input``/``output``, the earlier ones in
+  ``history`` as ``[[user, assistant], ...]``, and ``system``. A record read from such a
+  row (``meta["_format"] == "alpaca_history"``) is written with ``history`` even when it is
+  empty, so it reads back the same. ``turns`` picks rows instead: ``"first"``, ``"last"``
+  (that exchange only) or ``"split"`` (one row per exchange, ids ``"<id>:<k>"``). Tool and
+  function-call turns have no alpaca form (:class:`ConversionError`).
+- ShareGPT ``tools`` (kept in ``meta``) is written back as the row's ``tools`` field, and
+  ``function_call`` / ``observation`` turns keep their speakers.
 
 Single-turn alpaca rows of a whole frame are also built column-wise
 (:func:`alpaca_json_rows`, :func:`alpaca_frame`), byte for byte as the record-by-record
@@ -39,8 +49,9 @@ Example:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import polars as pl
@@ -48,9 +59,23 @@ import polars as pl
 from instructkit.io.formats import json_string
 from instructkit.schema import COLUMNS
 
+if TYPE_CHECKING:
+    from instructkit.dataset import Dataset
+
 #: Output formats the writers know.
 ROW_FORMATS = ("alpaca", "sharegpt", "messages")
 TURNS = ("first", "last", "split")
+
+#: The fields each row format defines: what ``meta=False`` writes (besides ``id``/``source``).
+FORMAT_FIELDS: dict[str, tuple[str, ...]] = {
+    "alpaca": ("instruction", "input", "output", "system", "history"),
+    "sharegpt": ("conversations", "system", "tools"),
+    "messages": ("messages", "tools"),
+}
+#: ``meta`` keys that record the shape of the input a record was read from; never written.
+SHAPE_KEYS: tuple[str, ...] = ("_format",)
+#: ``meta["_format"]`` of a record read from a LLaMA-Factory alpaca row with ``history``.
+ALPACA_HISTORY = "alpaca_history"
 
 SHAREGPT_SPEAKER = {"user": "human", "assistant": "gpt", "tool": "observation", "function_call": "function_call"}
 
@@ -65,10 +90,18 @@ def _head(record: Mapping[str, Any], ids: bool, suffix: str = "") -> dict[str, A
     return {"id": f"{record['id']}{suffix}", "source": record["source"]}
 
 
-def _tail(row: dict[str, Any], record: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[str, Any]:
-    """Append flattened meta and extra columns to ``row``; a clash is an error, not a loss."""
-    extras = {k: v for k, v in record.items() if k not in COLUMNS and not k.startswith("_")}
-    for key, value in (*meta.items(), *extras.items()):
+def _tail(
+    row: dict[str, Any], record: Mapping[str, Any], meta: Mapping[str, Any], format: str, keep_meta: bool
+) -> dict[str, Any]:
+    """Append flattened meta and extra columns to ``row``; a clash is an error, not a loss.
+
+    With ``keep_meta=False`` only meta keys that are fields of ``format`` are appended."""
+    own = FORMAT_FIELDS[format]
+    items = [(k, v) for k, v in meta.items() if k not in SHAPE_KEYS and (keep_meta or k in own)]
+    extras = [
+        (k, v) for k, v in record.items() if keep_meta and k not in COLUMNS and not k.startswith("_")
+    ]
+    for key, value in (*items, *extras):
         if key in row or key in ("id", "source"):
             raise ConversionError(
                 f"record {record.get('id')!r}: field {key!r} (from meta or an added column) clashes "
@@ -108,23 +141,23 @@ def _turns(record: Mapping[str, Any], meta: dict[str, Any]) -> list[dict[str, st
     ]
 
 
-def to_sharegpt(record: Mapping[str, Any], ids: bool = True) -> dict[str, Any]:
-    """One ShareGPT row: ``{"conversations": [{"from", "value"}, ...], "system"?}``.
+def to_sharegpt(record: Mapping[str, Any], ids: bool = True, meta: bool = True) -> dict[str, Any]:
+    """One ShareGPT row: ``{"conversations": [{"from", "value"}, ...], "system"?, "tools"?}``.
 
     Example:
         >>> to_sharegpt({"id": "x", "source": "s", "instruction": "Hi", "input": "",
         ...              "output": "Yo", "system": None, "messages": None, "meta": {}}, ids=False)
         {'conversations': [{'from': 'human', 'value': 'Hi'}, {'from': 'gpt', 'value': 'Yo'}]}
     """
-    meta = _meta(record)
-    conv = [{"from": SHAREGPT_SPEAKER[t["role"]], "value": t["content"]} for t in _turns(record, meta)]
+    fields = _meta(record)
+    conv = [{"from": SHAREGPT_SPEAKER[t["role"]], "value": t["content"]} for t in _turns(record, fields)]
     row = {**_head(record, ids), "conversations": conv}
     if record.get("system") is not None:
         row["system"] = record["system"]
-    return _tail(row, record, meta)
+    return _tail(row, record, fields, "sharegpt", meta)
 
 
-def to_messages(record: Mapping[str, Any], ids: bool = True) -> dict[str, Any]:
+def to_messages(record: Mapping[str, Any], ids: bool = True, meta: bool = True) -> dict[str, Any]:
     """One OpenAI-style row: ``{"messages": [{"role", "content"}, ...]}``, system first.
 
     Example:
@@ -133,11 +166,11 @@ def to_messages(record: Mapping[str, Any], ids: bool = True) -> dict[str, Any]:
         ...             ids=False)["messages"][0]
         {'role': 'system', 'content': 'Be kind.'}
     """
-    meta = _meta(record)
-    turns = _turns(record, meta)
+    fields = _meta(record)
+    turns = _turns(record, fields)
     if record.get("system") is not None:
         turns = [{"role": "system", "content": record["system"]}, *turns]
-    return _tail({**_head(record, ids), "messages": turns}, record, meta)
+    return _tail({**_head(record, ids), "messages": turns}, record, fields, "messages", meta)
 
 
 def _exchanges(record: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -157,25 +190,50 @@ def _exchanges(record: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [(u, a if a is not None else "") for u, a in pairs]
 
 
-def to_alpaca(record: Mapping[str, Any], turns: str | None = None, ids: bool = True) -> list[dict[str, Any]]:
-    """Alpaca rows (``instruction, input, output``, ``system`` when set) for one record.
+def _split_user(record: Mapping[str, Any], user: str, meta: dict[str, Any], only: bool) -> tuple[str, str]:
+    """``(instruction, input)`` of the user turn of the exchange an alpaca row holds.
 
-    A single-turn record gives one row. A conversation gives one row per exchange it keeps:
-    with one exchange no ``turns`` is needed; with more, ``turns`` must be ``"first"``,
-    ``"last"`` or ``"split"``.
+    The record's flat ``instruction``/``input`` when they make that turn (joined by a blank
+    line, or by one newline as LLaMA-Factory joins them); else, for a one-exchange record,
+    the ``input`` a chat writer kept (module docs; consumed from ``meta``); else the whole
+    turn as the instruction."""
+    instruction, input = record.get("instruction") or "", record.get("input") or ""
+    if input and user in (f"{instruction}\n\n{input}", f"{instruction}\n{input}"):
+        if meta.get("input") == input:
+            meta.pop("input")
+        return instruction, input
+    kept = meta.get("input")
+    if only and isinstance(kept, str) and kept and user.endswith("\n\n" + kept):
+        return user[: -len(kept) - 2], meta.pop("input")
+    return user, ""
+
+
+def to_alpaca(
+    record: Mapping[str, Any], turns: str | None = None, ids: bool = True, meta: bool = True
+) -> list[dict[str, Any]]:
+    """Alpaca rows (``instruction, input, output``, ``system`` when set, ``history`` for a
+    conversation) for one record.
+
+    A single-turn record gives one row. A conversation gives, by default, one row in
+    LLaMA-Factory's layout: its last exchange, and the earlier ones in ``history``. With
+    ``turns`` it gives the ``"first"`` or ``"last"`` exchange alone, or ``"split"``: one row
+    per exchange.
 
     Example:
         >>> conv = {"id": "c", "source": "s", "instruction": "", "input": "", "output": "",
         ...         "system": None, "meta": {}, "messages": [
         ...             {"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
         ...             {"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]}
+        >>> to_alpaca(conv, ids=False)
+        [{'instruction': 'c', 'input': '', 'output': 'd', 'history': [['a', 'b']]}]
         >>> [r["instruction"] for r in to_alpaca(conv, turns="split")]
         ['a', 'c']
     """
     if turns is not None and turns not in TURNS:
         raise ValueError(f"turns must be one of {TURNS} or None, got {turns!r}")
-    meta = _meta(record)
+    fields = _meta(record)
     system = record.get("system")
+    history_shape = fields.get("_format") == ALPACA_HISTORY
     if not record.get("messages"):
         row = {
             **_head(record, ids),
@@ -185,36 +243,40 @@ def to_alpaca(record: Mapping[str, Any], turns: str | None = None, ids: bool = T
         }
         if system is not None:
             row["system"] = system
-        return [_tail(row, record, meta)]
+        if history_shape and "history" not in fields:
+            row["history"] = []
+        return [_tail(row, record, fields, "alpaca", meta)]
     pairs = _exchanges(record)
-    if len(pairs) > 1 and turns is None:
-        raise ConversionError(
-            f"record {record.get('id')!r} is a conversation with {len(pairs)} exchanges and "
-            "alpaca rows are single-turn; pass turns='first', 'last' or 'split'"
-        )
     if not pairs:
         raise ConversionError(f"record {record.get('id')!r}: conversation has no user turn")
-    if len(pairs) == 1 or turns in ("first", "last"):
-        chosen = [(pairs[-1] if turns == "last" else pairs[0], "")]
+    last = len(pairs) - 1
+    if turns is None:
+        chosen, history = [(last, "")], [list(p) for p in pairs[:-1]]
+    elif turns in ("first", "last"):
+        chosen, history = [(last if turns == "last" else 0, "")], None
     else:
-        chosen = [(p, f":{k}") for k, p in enumerate(pairs)]
+        chosen, history = [(k, f":{k}") for k in range(len(pairs))], None
+    write_history = history is not None and (len(pairs) > 1 or history_shape)
     rows = []
-    for (user, reply), suffix in chosen:
-        instruction, input = user, ""
-        row_meta = dict(meta)
-        kept = row_meta.get("input")
-        if len(pairs) == 1 and isinstance(kept, str) and kept and user.endswith("\n\n" + kept):
-            # undo the instruction + input merge a chat writer made (module docs)
-            instruction, input = user[: -len(kept) - 2], row_meta.pop("input")
+    for k, suffix in chosen:
+        user, reply = pairs[k]
+        row_meta = dict(fields)
+        if k == last:  # the exchange the flat fields of an alpaca-history record hold
+            instruction, input = _split_user(record, user, row_meta, only=len(pairs) == 1)
+        else:
+            instruction, input = user, ""
         row = {**_head(record, ids, suffix), "instruction": instruction, "input": input, "output": reply}
         if system is not None:
             row["system"] = system
-        rows.append(_tail(row, record, row_meta))
+        if write_history:
+            row["history"] = history
+        rows.append(_tail(row, record, row_meta, "alpaca", meta))
     return rows
 
 
 def to_rows(
-    records: Iterable[Mapping[str, Any]], format: str, turns: str | None = None, ids: bool = True
+    records: Iterable[Mapping[str, Any]], format: str, turns: str | None = None, ids: bool = True,
+    meta: bool = True,
 ) -> Iterator[dict[str, Any]]:
     """Output rows of ``format`` (``alpaca``, ``sharegpt``, ``messages``) for many records.
 
@@ -228,11 +290,11 @@ def to_rows(
         raise ValueError(f"unknown output format {format!r}; use one of {ROW_FORMATS} or 'text'")
     for record in records:
         if format == "alpaca":
-            yield from to_alpaca(record, turns=turns, ids=ids)
+            yield from to_alpaca(record, turns=turns, ids=ids, meta=meta)
         elif format == "sharegpt":
-            yield to_sharegpt(record, ids=ids)
+            yield to_sharegpt(record, ids=ids, meta=meta)
         else:
-            yield to_messages(record, ids=ids)
+            yield to_messages(record, ids=ids, meta=meta)
 
 
 def to_canonical(row: Mapping[str, Any], source: str = "records") -> dict[str, Any]:
@@ -257,15 +319,22 @@ def _single_turn(frame: pl.DataFrame) -> bool:
     return frame.height > 0 and not (frame["messages"].list.len().fill_null(0) > 0).any()
 
 
-def _meta_fragments(frame: pl.DataFrame, taken: set[str]) -> dict[str, str] | None:
-    """Each distinct ``meta`` string -> its keys and values as compact JSON members
-    (``"k":v,...``), as ``orjson.dumps`` writes them after ``json.loads``; None when a meta is
-    not an object, a key clashes with ``taken`` or ``system`` is set beside a meta ``system``."""
+def _meta_fragments(frame: pl.DataFrame, taken: set[str], keep_meta: bool = True) -> dict[str, str] | None:
+    """Each distinct ``meta`` string -> the keys :func:`to_alpaca` writes from it and their
+    values as compact JSON members (``"k":v,...``), as ``orjson.dumps`` writes them after
+    ``json.loads``; None when a meta is not an object, records the input's shape
+    (:data:`SHAPE_KEYS`), has a key that clashes with ``taken``, or a ``system`` beside a set
+    ``system``."""
     fragments: dict[str, str] = {}
     has_system = frame["system"].is_not_null().any()
+    own = FORMAT_FIELDS["alpaca"]
     for text in frame["meta"].drop_nulls().unique().to_list():
         decoded = json.loads(text) if text else {}
-        if not isinstance(decoded, dict) or taken & decoded.keys():
+        if not isinstance(decoded, dict) or any(k in decoded for k in SHAPE_KEYS):
+            return None
+        if not keep_meta:
+            decoded = {k: v for k, v in decoded.items() if k in own}
+        if taken & decoded.keys():
             return None
         if "system" in decoded and has_system:
             return None
@@ -282,7 +351,7 @@ def _value_json(series: pl.Series) -> pl.Expr:
     return pl.lit(pl.Series(encoded, dtype=pl.String))
 
 
-def alpaca_json_rows(frame: pl.DataFrame, ids: bool = True) -> pl.Series | None:
+def alpaca_json_rows(frame: pl.DataFrame, ids: bool = True, meta: bool = True) -> pl.Series | None:
     """One JSON text per record, equal to ``orjson.dumps(row)`` of :func:`to_alpaca`'s row.
 
     Returns None when the frame has a record the per-record converter must decide (a
@@ -297,11 +366,11 @@ def alpaca_json_rows(frame: pl.DataFrame, ids: bool = True) -> pl.Series | None:
     """
     if not _single_turn(frame) or frame["id"].is_null().any():
         return None
-    extras = [c for c in frame.columns if c not in COLUMNS and not c.startswith("_")]
+    extras = [c for c in frame.columns if meta and c not in COLUMNS and not c.startswith("_")]
     taken = {"id", "source", *_ALPACA_FIELDS}
     if taken & set(extras) or ("system" in extras and frame["system"].is_not_null().any()):
         return None
-    fragments = _meta_fragments(frame, taken | set(extras))
+    fragments = _meta_fragments(frame, taken | set(extras), meta)
     if fragments is None:
         return None
     try:
@@ -326,18 +395,25 @@ def alpaca_json_rows(frame: pl.DataFrame, ids: bool = True) -> pl.Series | None:
     return frame.select(pl.concat_str(parts).alias("json")).to_series()
 
 
-def alpaca_frame(frame: pl.DataFrame, ids: bool = True) -> pl.DataFrame | None:
-    """The alpaca rows of a single-turn frame without ``meta`` or added columns, as the
-    frame ``polars`` builds from :func:`to_rows`' dicts (for Parquet); None otherwise.
+def alpaca_frame(frame: pl.DataFrame, ids: bool = True, meta: bool = True) -> pl.DataFrame | None:
+    """The alpaca rows of a single-turn frame without ``meta`` or added columns (or written
+    with ``meta=False``), as the frame ``polars`` builds from :func:`to_rows`' dicts (for
+    Parquet); None otherwise.
 
     Example:
         >>> import instructkit as ik
         >>> alpaca_frame(ik.Dataset.from_records([{"instruction": "a"}]).to_polars()).columns
         ['id', 'source', 'instruction', 'input', 'output']
     """
-    extras = [c for c in frame.columns if c not in COLUMNS and not c.startswith("_")]
-    if not _single_turn(frame) or extras or (frame["meta"].fill_null("") != "").any():
+    extras = [c for c in frame.columns if meta and c not in COLUMNS and not c.startswith("_")]
+    if not _single_turn(frame) or extras:
         return None
+    if meta and (frame["meta"].fill_null("") != "").any():
+        return None
+    if not meta:
+        fragments = _meta_fragments(frame, set(), keep_meta=False)
+        if fragments is None or any(fragments.values()):
+            return None  # a meta key that is an alpaca field (history): the row path writes it
     if frame["id"].is_null().any() or frame["source"].is_null().any():
         return None
     columns = [pl.col(c).fill_null("") for c in _ALPACA_FIELDS]
@@ -346,3 +422,40 @@ def alpaca_frame(frame: pl.DataFrame, ids: bool = True) -> pl.DataFrame | None:
     if frame["system"].is_not_null().any():
         columns.append(pl.col("system"))
     return frame.select(columns)
+
+
+def convert_file(
+    source: str | Path | Sequence[str | Path],
+    target: str | Path,
+    to: str,
+    *,
+    input_format: str | None = None,
+    template: str | None = None,
+    turns: str | None = None,
+    system: str | None = None,
+    meta: bool = True,
+    columns: Sequence[str] | None = None,
+    on_error: str = "raise",
+) -> tuple[Path, Dataset]:
+    """Read ``source`` (files, folders, globs; format detected or ``input_format``) and write
+    it to ``target`` as ``to``; returns ``(path written, dataset read)``.
+
+    What ``instructkit convert`` runs. ``system`` is the system prompt of records without
+    one; ``template``, ``turns``, ``meta`` and ``columns`` are as in
+    :func:`instructkit.io.write.write`.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (d / "qa.jsonl").write_text('{"question": "2+2?", "answer": "4"}\\n')
+        >>> path, ds = convert_file(d / "qa.jsonl", d / "chat.jsonl", to="messages", system="Be brief.")
+        >>> path.read_text()
+        '{"id":"qa:0","source":"qa","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"2+2?"},{"role":"assistant","content":"4"}]}\\n'
+    """
+    from instructkit.io.read import read
+
+    dataset = read(source, format=input_format, on_error=on_error)
+    path = dataset.write(
+        target, format=to, template=template, turns=turns, system=system, meta=meta, columns=columns
+    )
+    return path, dataset

@@ -170,6 +170,9 @@ FORMATS: dict[str, Format] = {
     "sharegpt": Format("sharegpt", {"messages": "conversations"}, ("messages",), _conversation),
     "messages": Format("messages", {"messages": "messages"}, ("messages",), _conversation),
     "seed": Format("seed", {"instruction": "instruction", "instances": "instances"}, ("instruction", "instances"), _seed),
+    # rendered training text ({"id", "text"}, what write(format="text") makes): the whole text
+    # is the record's instruction, so reports, langid and dedup read it
+    "text": Format("text", {"instruction": "text"}, ("instruction",)),
 }
 
 
@@ -189,6 +192,7 @@ def detect(keys: set[str], origin: str = "input") -> str:
         ("qa", {"question", "answer"}),
         ("prompt_completion", {"prompt", "completion"}),
         ("alpaca", {"instruction"}),
+        ("text", {"text"}),
     )
     for name, needed in rules:
         if needed <= keys:

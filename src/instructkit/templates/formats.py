@@ -555,19 +555,45 @@ def get_format(
 _RENDER_COLUMNS = ("id", "instruction", "input", "output", "system", "messages")
 
 
+def with_default_system(frame: pl.DataFrame, system: str | None) -> pl.DataFrame:
+    """``frame`` with ``system`` as the system prompt of the records that have none (null or
+    empty); ``None`` changes nothing.
+
+    Example:
+        >>> import instructkit as ik
+        >>> ds = ik.Dataset.from_records([{"instruction": "a"}, {"instruction": "b", "system": "Own."}])
+        >>> with_default_system(ds.to_polars(), "Be brief.")["system"].to_list()
+        ['Be brief.', 'Own.']
+    """
+    if system is None:
+        return frame
+    if not isinstance(system, str):
+        raise TypeError(f"system= takes the text of a system prompt, got {type(system).__name__}")
+    own = pl.col("system")
+    return frame.with_columns(
+        pl.when(own.is_null() | (own == "")).then(pl.lit(system)).otherwise(own).alias("system")
+    )
+
+
 def render_column(
-    dataset: Dataset | pl.DataFrame, template: str | PromptFormat, tokenizer: Any = None
+    dataset: Dataset | pl.DataFrame, template: str | PromptFormat, tokenizer: Any = None,
+    system: str | None = None,
 ) -> pl.Series:
     """The rendered training text of every record, as a String Series named ``text``.
+
+    ``system`` is the system prompt of records that have none.
 
     Example:
         >>> import instructkit as ik
         >>> ds = ik.Dataset.from_records([{"instruction": "Hi", "output": "Hello"}])
         >>> render_column(ds, "chatml")[0]
         '<|im_start|>user\\nHi<|im_end|>\\n<|im_start|>assistant\\nHello<|im_end|>\\n'
+        >>> render_column(ds, "llama2", system="Be brief.")[0]
+        '<s>[INST] <<SYS>>\\nBe brief.\\n<</SYS>>\\n\\nHi [/INST] Hello </s>'
     """
     fmt = get_format(template, tokenizer)
     frame = dataset if isinstance(dataset, pl.DataFrame) else dataset.to_polars()
+    frame = with_default_system(frame, system)
     cols = [c for c in _RENDER_COLUMNS if c in frame.columns]
     texts = [fmt.render(row) for row in frame.select(cols).iter_rows(named=True)]
     return pl.Series("text", texts, dtype=pl.String)
