@@ -15,7 +15,16 @@ from typing import Any
 import polars as pl
 
 from instructkit.dataset import Dataset, check_unique_ids
-from instructkit.io.files import BOM, ParseError, expand, is_gz, kind_of, load, parquet_frame, parse_line
+from instructkit.io.files import (
+    BOM,
+    ParseError,
+    expand,
+    is_gz,
+    kind_of,
+    load,
+    parquet_frame,
+    parse_line,
+)
 from instructkit.io.formats import canonical_frame, resolve
 from instructkit.schema import COLUMNS, conform, empty_frame, empty_removed
 

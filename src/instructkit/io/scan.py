@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import mmap
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ from instructkit.transform import detail
 
 Kind = Literal["jsonl", "jsonl.gz", "parquet", "json", "csv", "tsv", "error"]
 _BLOCK = 16 << 20  # bytes read at a time while cutting a JSONL file into batches
+_GZ_BLOCK = 1 << 20  # smaller for .gz: a broken stream loses at most this much before the break
 _WHOLE = 1 << 62  # batch size of ik.read: one batch per file
 
 
@@ -260,10 +262,10 @@ class Scan:
             }
             return _empty(), pl.DataFrame([row], schema=empty_removed().schema)
         if split.kind in ("jsonl", "jsonl.gz"):
-            data: bytes = payload
-            fast = self._fast_jsonl(split, data, id_prefix, own_prefix)
+            fast = self._fast_jsonl(split, payload, id_prefix, own_prefix)
             if fast is not None:
                 return fast, empty_removed()
+            data: bytes = read_bytes(payload) if isinstance(payload, Path) else payload
             records, locations = json_lines(
                 Path(split.path), data, self.on_error, first_line=split.first_line, base=split.start
             )
@@ -288,21 +290,35 @@ class Scan:
 
     # the column-wise JSON Lines path -----------------------------------------------------------
     def _fast_jsonl(
-        self, split: Split, data: bytes, id_prefix: str, own_prefix: str | None
+        self, split: Split, data: bytes | Path, id_prefix: str, own_prefix: str | None
     ) -> pl.DataFrame | None:
         """The batch parsed by polars, or None when the guard cannot prove it equals the
-        precise parse (see the module docs)."""
-        counts = _byte_counts(data)
-        if counts is None or not data.strip():
+        precise parse (see the module docs). ``data`` is the batch's bytes, or the path of a
+        whole plain file."""
+        if isinstance(data, Path):
+            with data.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                view = memoryview(mm)
+                try:
+                    counts = _byte_counts(view)
+                    ends_with_newline = mm[-1:] == b"\n"
+                finally:
+                    view.release()
+        else:
+            if not data or data.isspace():
+                return None
+            counts = _byte_counts(data)
+            ends_with_newline = data.endswith(b"\n")
+        if counts is None:
             return None
         try:
-            raw = pl.read_ndjson(data, infer_schema_length=None)
-        except (pl.exceptions.PolarsError, ValueError):
+            # the schema from the first rows: a key or type that appears later is dropped or
+            # coerced by polars, and then the byte counts of the guard cannot match
+            raw = pl.read_ndjson(data)
+        except (pl.exceptions.PolarsError, ValueError, OSError):
             return None
         quotes, colons, newlines = counts
-        lines = newlines + (0 if data.endswith(b"\n") else 1)
-        if raw.height != lines and raw.height != _count_rows(data):
-            return None  # polars and the line reader disagree on what a record is
+        if raw.height == 0 or raw.height != newlines + (0 if ends_with_newline else 1):
+            return None  # blank lines, or polars and the line reader disagree on a record
         if not _guard(raw, quotes, colons):
             return None
         if self._canonical(set(raw.columns)):
@@ -328,7 +344,7 @@ _CHUNK = 1 << 20
 _BAD_ESCAPES = (b"0022", b"003a", b"003A")
 
 
-def _byte_counts(data: bytes) -> tuple[int, int, int] | None:
+def _byte_counts(data: bytes | memoryview) -> tuple[int, int, int] | None:
     """The numbers of ``"``, ``:`` and newline bytes in ``data``; None when a ``\\u`` escape could make
     polars decode differently from the precise parser (surrogates) or hide a quote or colon."""
     arr = np.frombuffer(data, np.uint8)
@@ -347,7 +363,7 @@ def _byte_counts(data: bytes) -> tuple[int, int, int] | None:
                 escapes.append(at + s)
     for at in escapes:
         for pos in at.tolist():
-            code = data[pos + 2 : pos + 6]
+            code = bytes(data[pos + 2 : pos + 6])
             if code in _BAD_ESCAPES or code[:1] in (b"d", b"D"):
                 return None
     return quotes, colons, newlines
@@ -476,14 +492,20 @@ def _cut_lines(
     """
     opener = gzip.open if kind == "jsonl.gz" else open
     if batch_size >= _WHOLE and kind == "jsonl":
-        # ik.read: the whole file is one batch, cut without a Python pass over its lines
+        # ik.read: the whole file is one batch, handed over as its path (polars and the byte
+        # counts map the file; the precise path reads it only when needed)
         try:
-            data = path.read_bytes()
+            size = path.stat().st_size
+            with path.open("rb") as fh:
+                head = fh.read(len(BOM))
         except OSError as e:
             raise ParseError(f"{path}: cannot read the file ({type(e).__name__})", type(e).__name__) from None
-        base = len(BOM) if data.startswith(BOM) else 0
-        if data[base:].strip():
-            yield base, len(data), 0, 1, -1, data[base:] if keep else b""
+        if head == BOM:
+            data = read_bytes(path)
+            if data and not data.isspace():
+                yield len(BOM), size, 0, 1, -1, data if keep else b""
+        elif size:
+            yield 0, size, 0, 1, -1, path if keep else b""
         return
     with opener(path, "rb") as fh:
         pos = 0  # byte offset of the start of `pending`
@@ -496,12 +518,12 @@ def _cut_lines(
         first = True
         while True:
             try:
-                block = fh.read(_BLOCK)
+                block = fh.read(_BLOCK if kind == "jsonl" else _GZ_BLOCK)
             except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as e:
                 if pending_rows:
                     yield start, pos, first_row, first_line, pending_rows, b"\n".join(_drop_leading_blank(pending)) + b"\n" if keep else b""
                 reason = "truncated gzip stream" if isinstance(e, EOFError) else type(e).__name__
-                raise ParseError(f"{path}, line {line_no}: cannot read the rest of the file ({reason})") from None
+                raise ParseError(f"{path}, line {line_no}: cannot read the rest of the file ({reason})", reason, line_no) from None
             if first:
                 first = False
                 if block.startswith(BOM):
