@@ -11,7 +11,9 @@ parsing them, and Ray workers use it to read byte ranges of the same files in pa
 Ids: the record's own ``id`` field, else ``"<source>:<row index in the file>"``. When more than
 one file is read, ids are made unique across files deterministically: a record's own id is
 prefixed with its file's key (``<stem>:<own id>``; the file name or path when stems repeat),
-and default ids use that key too. Canonical files (an executor's output) keep their ids.
+and default ids use that key too. One file read with ``source=`` prefixes own ids with that
+source, so datasets read one file at a time can be concatenated. Canonical files (an
+executor's output) keep their ids.
 A batch never spans two files.
 
 Parsing JSON Lines: a batch is first parsed column-wise by polars (``read_ndjson``) and kept
@@ -152,7 +154,7 @@ class Scan:
     def _prefixes(self, path: str) -> tuple[str, str | None]:
         """(prefix of default ids, prefix of own ids) for a file (see the module docs)."""
         if len(self.paths) == 1:
-            return self._source(Path(path)), None
+            return self._source(Path(path)), self.source
         key = self._keys[self.paths.index(Path(path))]
         return key, key
 
