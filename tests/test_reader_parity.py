@@ -72,9 +72,9 @@ def test_errors_are_the_same_through_read_and_scan(tmp_path: Path) -> None:
         assert frame.equals(ds.to_polars()) and removed.equals(ds.removed)
     assert ds.removed.select("id", "reason").rows() == [
         ("m:1", "parse_error"), ("m:2", "missing_field"), ("m:3", "invalid_record")]
-    for reader in (lambda: ik.read(path), lambda: list(ik.scan(path, batch_size=1))):
+    for reader in (ik.read, lambda p: list(ik.scan(p, batch_size=1))):
         with pytest.raises(ParseError, match="m.jsonl, line 2, column 1"):
-            reader()
+            reader(path)
 
 
 # issue 16 D3: no raw text in messages or details ------------------------------------------------
@@ -169,9 +169,9 @@ def test_unreadable_files_name_the_file_and_skip_to_one_row(tmp_path: Path) -> N
     (tmp_path / "j.json").write_text('[{"instruction": "a"}, {"instruction": ')
     _jsonl(tmp_path / "ok.jsonl", _rows("ok"))
     for name, message in (("t.jsonl.gz", "truncated gzip"), ("p.parquet", "Parquet"), ("j.json", "line 1")):
-        for reader in (lambda: ik.read(tmp_path / name), lambda: list(ik.scan(tmp_path / name))):
+        for reader in (ik.read, lambda p: list(ik.scan(p))):
             with pytest.raises(ParseError, match=message) as e:
-                reader()
+                reader(tmp_path / name)
             assert name in str(e.value)
     ds = ik.read(tmp_path, on_error="skip")
     assert [r["instruction"] for r in ds] == ["ok0", "ok1"]

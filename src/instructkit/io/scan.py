@@ -272,7 +272,14 @@ class Scan:
                 Path(split.path), data, self.on_error, first_line=split.first_line, base=split.start
             )
         elif split.kind == "parquet":
-            raw = parquet_frame(Path(split.path), split.start, split.stop - split.start)
+            try:
+                raw = parquet_frame(Path(split.path), split.start, split.stop - split.start)
+            except ParseError as e:
+                if self.on_error == "raise":
+                    raise
+                # the footer read but these rows do not: one read_error row for them
+                broken = Split(split.index, split.path, "error", split.source, 0, 0, split.first_row, 0, 1, e.error)
+                return self._parse(broken, None)
             if self._canonical(set(raw.columns)):
                 return conform(raw), empty_removed()
             records = [{k: v for k, v in r.items() if v is not None} for r in raw.to_dicts()]
@@ -555,11 +562,6 @@ def _cut_lines(
                 break
         if pending_rows:
             yield start, pos, first_row, first_line, pending_rows, b"\n".join(pending) + b"\n" if keep else b""
-
-
-def _count_rows(data: bytes) -> int:
-    # non-blank lines; a line of only whitespace is blank
-    return sum(1 for line in data.split(b"\n") if line.strip())
 
 
 def _drop_leading_blank(lines: list[bytes]) -> list[bytes]:
