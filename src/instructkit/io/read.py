@@ -71,18 +71,16 @@ def read(
     for split, frame, dropped in reader.batches():
         frames.append(frame)
         removed.append(dropped)
-        formats.append(f"{Path(split.path).name}: {_format_of(split, format, mapping)}")
+        formats.append(f"{Path(split.path).name}: {_format_of(split, reader.formats, mapping)}")
     n_raw = sum(f.height for f in frames) + sum(r.height for r in removed)
     what = "; ".join(dict.fromkeys(formats))
     return assemble(frames, removed, n_raw, time.perf_counter() - start, what=what)
 
 
-def _format_of(split: Any, format: str | None, mapping: Mapping[str, str] | None) -> str:
+def _format_of(split: Any, formats: Mapping[str, str], mapping: Mapping[str, str] | None) -> str:
     if split.kind == "error":
         return "unreadable"
-    if mapping:
-        return "mapping"
-    return format or detect_format(split.path)
+    return "mapping" if mapping else formats.get(split.path, "empty")
 
 
 def detect_format(path: PathLike) -> str:

@@ -125,6 +125,8 @@ class Scan:
         self.on_error = on_error
         self._keys = file_keys(self.paths)
         self._splits: list[Split] | None = None
+        #: the format detected in each file read so far (``ik.read`` lists them in its history)
+        self.formats: dict[str, str] = {}
 
     def __repr__(self) -> str:
         names = ", ".join(p.name for p in self.paths[:3]) + (" …" if len(self.paths) > 3 else "")
@@ -281,6 +283,7 @@ class Scan:
                 broken = Split(split.index, split.path, "error", split.source, 0, 0, split.first_row, 0, 1, e.error)
                 return self._parse(broken, None)
             if self._canonical(set(raw.columns)):
+                self.formats.setdefault(split.path, "canonical")
                 return conform(raw), empty_removed()
             records = [{k: v for k, v in r.items() if v is not None} for r in raw.to_dicts()]
             locations = Locations("row", len(records), start=split.first_row)
@@ -288,6 +291,14 @@ class Scan:
             all_records, all_locations = payload
             records = all_records[split.start : split.stop]
             locations = all_locations[split.start : split.stop]
+        if split.path not in self.formats:
+            good = [r for r in records[:200] if isinstance(r, dict)]
+            if good:
+                keys = set().union(*(r.keys() for r in good))
+                try:
+                    self.formats[split.path] = resolve(self.format, self.mapping, keys, split.path).name
+                except ValueError:
+                    pass  # canonical_frame raises it with the file named
         return canonical_frame(
             records, source=split.source, format=self.format, mapping=self.mapping,
             origin=split.path, locations=locations, on_error=self.on_error,
@@ -331,7 +342,10 @@ class Scan:
         if not _guard(raw, quotes, colons):
             return None
         if self._canonical(set(raw.columns)):
-            return _canonical_columns(raw, id_prefix, split.first_row)
+            frame = _canonical_columns(raw, id_prefix, split.first_row)
+            if frame is not None:
+                self.formats.setdefault(split.path, "canonical")
+            return frame
         if any(dt != pl.String for dt in raw.schema.values()):
             return None
         try:
@@ -340,6 +354,7 @@ class Scan:
             return None  # the precise path raises it with the file named
         if fmt.convert is not None or (fmt.name == "alpaca" and "history" in raw.columns):
             return None
+        self.formats.setdefault(split.path, fmt.name)
         return _flat_columns(raw, fmt, split.source, split.first_row, id_prefix, own_prefix)
 
 
