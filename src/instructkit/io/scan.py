@@ -178,7 +178,7 @@ class Scan:
         index = start_index
         done = 0  # records before the error, if one comes
         try:
-            kind = self._kind(path)
+            kind, doc = self._kind(path)
             if kind in ("jsonl", "jsonl.gz"):
                 for start, stop, first_row, first_line, rows, data in _cut_lines(path, kind, self.batch_size, keep):
                     yield Split(index, str(path), kind, source, start, stop, first_row, first_line, rows), data
@@ -187,7 +187,7 @@ class Scan:
             if kind == "parquet":
                 n, payload = parquet_rows(path), None
             else:
-                payload = self._whole(path, kind)
+                payload = self._whole(path, kind, doc)
                 n = len(payload[0])
             for s in range(0, n, self.batch_size):
                 rows = min(self.batch_size, n - s)
@@ -199,21 +199,22 @@ class Scan:
                 raise
             yield Split(index, str(path), "error", source, 0, 0, done, e.line or 0, 1, e.error), None
 
-    def _kind(self, path: Path) -> Kind:
+    def _kind(self, path: Path) -> tuple[Kind, Any]:
+        """The file's kind, and for a JSON document its parsed value (parsed once)."""
         kind = kind_of(path)
         if kind == "json":
-            sub, _ = json_kind(path)
+            sub, doc = json_kind(path)
             if sub == "jsonl":
-                return "jsonl.gz" if is_gz(path) else "jsonl"
-            return "json"
+                return ("jsonl.gz" if is_gz(path) else "jsonl"), None
+            return "json", doc
         if kind == "jsonl":
-            return "jsonl.gz" if is_gz(path) else "jsonl"
-        return kind  # type: ignore[return-value]
+            return ("jsonl.gz" if is_gz(path) else "jsonl"), None
+        return kind, None  # type: ignore[return-value]
 
-    def _whole(self, path: Path, kind: str) -> tuple[list[Any], Sequence[str]]:
+    def _whole(self, path: Path, kind: str, doc: Any = None) -> tuple[list[Any], Sequence[str]]:
         """Records and locations of a file that is parsed whole (a JSON document, CSV, TSV)."""
         if kind == "json":
-            records = unwrap(path, json_kind(path)[1])
+            records = unwrap(path, json_kind(path)[1] if doc is None else doc)
             return records, Locations("record", len(records))
         return csv_records(path, read_bytes(path), kind, self.on_error)
 
