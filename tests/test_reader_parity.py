@@ -379,3 +379,13 @@ def test_hf_round_trip_gives_equal_records(tmp_path: Path) -> None:
     assert hf.column_names[:8] == list(COLUMNS)
     assert ik.from_hf(hf).to_polars().equals(ds.to_polars())
     assert ik.from_hf(hf.select([3, 1])).to_polars().equals(ds.to_polars()[[3, 1]])
+
+
+def test_json_lines_in_a_json_file_with_a_bad_first_line(tmp_path: Path) -> None:
+    path = tmp_path / "jl.json"
+    path.write_text('{"instruction": bad}\n{"instruction": "b"}\n')
+    ds = ik.read(path, on_error="skip")
+    assert [r["instruction"] for r in ds] == ["b"]
+    assert ds.removed.select("id", "reason").rows() == [("jl:0", "parse_error")]
+    frame, removed = _scanned(path, 1, on_error="skip")
+    assert frame.equals(ds.to_polars()) and removed.equals(ds.removed)

@@ -215,7 +215,7 @@ def json_kind(path: Path, data: bytes | None = None) -> tuple[str, Any]:
     try:
         return "json", loads(text)
     except json.JSONDecodeError as e:
-        if head == b"{" and e.msg == "Extra data":
+        if head == b"{" and (e.msg == "Extra data" or b"\n{" in data):
             return "jsonl", None  # several objects, one per line: JSON Lines in a .json file
         raise ParseError(
             f"{path}, line {e.lineno}, column {e.colno}: invalid JSON ({e.msg})", f"invalid JSON: {e.msg}", e.lineno
