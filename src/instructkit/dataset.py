@@ -274,9 +274,9 @@ class Dataset:
         (needs ``datasets``), through Arrow; :func:`instructkit.from_hf` takes it back.
 
         Example:
-            >>> import instructkit as ik                                # doctest: +SKIP
-            >>> ds = ik.Dataset.from_records([{"instruction": "a", "output": "b"}])  # doctest: +SKIP
-            >>> ik.from_hf(ds.to_hf()).to_polars().equals(ds.to_polars())  # doctest: +SKIP
+            >>> import instructkit as ik
+            >>> ds = ik.Dataset.from_records([{"instruction": "a", "output": "b"}])
+            >>> ik.from_hf(ds.to_hf()).to_polars().equals(ds.to_polars())
             True
         """
         try:

@@ -136,8 +136,9 @@ def from_hf(
     with no Python loop over rows; other layouts are mapped like a file's records.
 
     Example:
-        >>> import datasets, instructkit as ik                      # doctest: +SKIP
-        >>> ik.from_hf(datasets.Dataset.from_list([{"instruction": "a", "output": "b"}]))  # doctest: +SKIP
+        >>> import datasets, instructkit as ik
+        >>> ik.from_hf(datasets.Dataset.from_list([{"instruction": "a", "output": "b"}]))[0]["id"]
+        'hf:0'
     """
     table = dataset.with_format("arrow")[:] if len(dataset) else dataset.data.table
     return _from_frame(pl.from_arrow(table), format, mapping, source)  # type: ignore[arg-type]
