@@ -389,3 +389,51 @@ def test_json_lines_in_a_json_file_with_a_bad_first_line(tmp_path: Path) -> None
     assert ds.removed.select("id", "reason").rows() == [("jl:0", "parse_error")]
     frame, removed = _scanned(path, 1, on_error="skip")
     assert frame.equals(ds.to_polars()) and removed.equals(ds.removed)
+
+
+def test_column_path_equals_precise_path_on_random_files(tmp_path: Path) -> None:
+    """Seeded fuzz: texts full of quotes, colons, backslashes, braces and escapes, with rare
+    nulls, numbers, booleans, lists, repeated keys and broken lines. Whatever path a file
+    takes, ``ik.read`` equals the precise reader; clean files take the column path."""
+    import random
+
+    from instructkit.io.files import load
+    from instructkit.io.formats import canonical_frame_precise
+
+    rng = random.Random(7)
+    alphabet = ["a", ":", '"', "\\", "\n", "é", " ", "{", "}", "[", "/", "\x00", "\u2028"]
+
+    def text() -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8)))
+
+    def odd() -> object:
+        return rng.choice([None, 7, 10**20, True, 1.5, [text()], {"k": text()}])
+
+    used_fast = 0
+    for trial in range(40):
+        dirty = trial % 2  # half the files carry anomalies at 2% of fields
+        lines = []
+        for k in range(rng.randint(1, 150)):
+            rec = {"instruction": text() or "x"}
+            for key in ("input", "output", "id", "extra", "e:x", 'q"k', "source", "system"):
+                if rng.random() < 0.6:
+                    rec[key] = odd() if dirty and key != "id" and rng.random() < 0.02 else text()
+            if "id" in rec:
+                rec["id"] += f"-{k}"
+            line = json.dumps(rec, ensure_ascii=trial % 3 == 0, separators=rng.choice([(",", ":"), (", ", ": ")]))
+            if dirty and rng.random() < 0.01:
+                line = line[:-1] + ', "output": "again"}'
+            if dirty and rng.random() < 0.005:
+                line = line[:-1]
+            lines.append(line)
+        path = tmp_path / f"f{trial}.jsonl"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        records, locations = load(path, on_error="skip")
+        precise, precise_removed = canonical_frame_precise(
+            records, source=path.stem, origin=str(path), locations=list(locations), on_error="skip")
+        ds = ik.read(path, on_error="skip")
+        assert ds.to_polars().equals(precise), trial
+        assert ds.removed.equals(precise_removed), trial
+        reader = Scan([path], 1 << 62, None, None, None, "skip")
+        used_fast += reader._fast_jsonl(reader.splits()[0], path, path.stem, None) is not None
+    assert used_fast >= 15
