@@ -26,6 +26,7 @@ import io
 import json
 import math
 import zlib
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, overload
@@ -149,11 +150,12 @@ def file_keys(paths: Sequence[Path]) -> list[str]:
     """
     stems = [stem(p) for p in paths]
     names = [p.name for p in paths]
+    stem_counts, name_counts = Counter(stems), Counter(names)
     keys = []
     for s, n, p in zip(stems, names, paths, strict=True):
-        if stems.count(s) == 1:
+        if stem_counts[s] == 1:
             keys.append(s)
-        elif names.count(n) == 1:
+        elif name_counts[n] == 1:
             keys.append(n)
         else:
             keys.append(p.as_posix())

@@ -123,7 +123,7 @@ class Scan:
         self.mapping = dict(mapping) if mapping else None
         self.source = source
         self.on_error = on_error
-        self._keys = file_keys(self.paths)
+        self._keys = dict(zip(map(str, self.paths), file_keys(self.paths), strict=True))
         self._splits: list[Split] | None = None
         #: the format detected in each file read so far (``ik.read`` lists them in its history)
         self.formats: dict[str, str] = {}
@@ -157,7 +157,7 @@ class Scan:
         """(prefix of default ids, prefix of own ids) for a file (see the module docs)."""
         if len(self.paths) == 1:
             return self._source(Path(path)), self.source
-        key = self._keys[self.paths.index(Path(path))]
+        key = self._keys[path]
         return key, key
 
     # splits -------------------------------------------------------------------------------
