@@ -1,24 +1,30 @@
-"""Read and write speed: column-wise paths vs the record-by-record paths vs plain baselines.
+"""Read and write speed: instructkit vs a baseline checkout of it vs plain parsers.
 
-Builds a JSON Lines corpus of ``--records`` alpaca records (default 1M) by repeating the real
-records of ``alpaca_en_demo.json`` with varied ids, then times, each in a fresh process (so
-peak RSS is that method's own), ``--repeats`` times:
+Builds a JSON Lines corpus of ``--records`` alpaca records (default 100k) by repeating the
+real records of ``alpaca_en_demo.json`` with varied ids, then times, each in a fresh process
+(so peak RSS is that method's own), ``--repeats`` times, interleaved. Before the clock
+starts, each read imports what it needs and ``ik.read`` reads a one-line file, so module
+imports (numpy for the reader's byte counts: about 0.15 s once per process) are not timed:
 
-- read ``old``: the record-by-record reader (line loop + ``canonical_frame_precise``),
-  i.e. ``ik.read`` before the column-wise path;
-- read ``new``: ``ik.read`` today;
+- read ``base``: ``ik.read`` of the checkout given by ``--baseline-src`` (e.g. the main
+  branch before a change: ``--baseline-src /work/main/src``);
+- read ``new``: ``ik.read`` of this checkout;
 - read ``polars`` / ``orjson``: ``pl.read_ndjson`` of the file; an ``orjson.loads`` loop
-  over its lines (parsing only, no canonical records: the floor);
+  over its lines (parsing only, no canonical records);
 - write ``old``: ``Dataset.write`` row by row (``to_rows`` + ``orjson``);
 - write ``new``: ``Dataset.write`` today (column-wise alpaca rows);
-- write ``polars`` / ``orjson``: ``DataFrame.write_ndjson``; ``orjson.dumps`` of each row dict.
+- write ``polars`` / ``orjson``: ``DataFrame.write_ndjson``; ``orjson.dumps`` of each row dict;
+- ``from_hf`` / ``from_pandas`` (``base`` and ``new``): ``ik.from_hf(ds.to_hf())`` and
+  ``ik.from_pandas(ds.to_pandas())`` on the first ``--convert-records`` records (default 50k);
+  the time is the ``from_*`` call (the ``to_*`` call is timed too, in the ``to s`` column).
 
 Each read prints a checksum of the frame and each write the SHA-256 of the file, so the
-table shows that old and new give the same records and the same bytes.
+table shows that base and new give the same records and old and new the same bytes.
 
-Run (heavy: about 1 GB of data, several GB of RAM for the old paths):
+Run:
 
-    flock /tmp/ik-heavy.lock .venv/bin/python benchmarks/bench_io.py --out benchmarks/results/io.md
+    flock /tmp/ik-heavy.lock nice .venv/bin/python benchmarks/bench_io.py \\
+        --baseline-src /work/main/src --out benchmarks/results/io.md
 """
 
 from __future__ import annotations
@@ -36,8 +42,9 @@ import time
 from pathlib import Path
 
 DEMO = Path("/work/shared/data/instructions/alpaca_en_demo.json")
-READS = ("old", "new", "polars", "orjson")
+READS = ("base", "new", "polars", "orjson")
 WRITES = ("old", "new", "polars", "orjson")
+CONVERTS = ("base", "new")
 
 
 def build(path: Path, n: int) -> None:
@@ -54,17 +61,6 @@ def build(path: Path, n: int) -> None:
             f.write(b"\n".join(chunk) + b"\n")
 
 
-def _read_old(path: Path):
-    from instructkit.io.files import _bytes, _json_lines_precise
-    from instructkit.io.formats import canonical_frame_precise
-    from instructkit.io.read import _assemble
-
-    start = time.perf_counter()
-    records, locations = _json_lines_precise(path, _bytes(path), "raise")
-    frame, removed = canonical_frame_precise(records, source=path.stem, origin=str(path), locations=locations)
-    return _assemble([frame], [removed], len(records), time.perf_counter() - start, what=path.name)
-
-
 def one(task: str, method: str, path: Path, out: Path) -> dict:
     """Run one method once in this process; returns seconds, records, peak RSS, checksum."""
     import orjson
@@ -75,20 +71,52 @@ def one(task: str, method: str, path: Path, out: Path) -> dict:
 
     checksum = ""
     if task == "read":
+        # the modules ik.read loads on its first call (numpy among them) are imported before
+        # the clock starts, as polars and orjson are for their rows: this times reading
+        import instructkit.io.read
+        import instructkit.io.scan  # noqa: F401
+
+        warm = path.with_name("warm.jsonl")
+        instructkit.io.read.read(warm)
+        pl.read_ndjson(warm)  # polars starts its thread pool on its first read
+        orjson.loads(warm.read_bytes())
         start = time.perf_counter()
-        if method == "old":
-            ds = _read_old(path)
-        elif method == "new":
+        if method in ("base", "new"):  # the same code, imported from another checkout for base
             ds = ik.read(path)
         elif method == "polars":
             frame = pl.read_ndjson(path)
         else:
             records = [orjson.loads(line) for line in path.read_bytes().split(b"\n") if line]
         seconds = time.perf_counter() - start
-        if method in ("old", "new"):
+        if method in ("base", "new"):
             frame = ds.to_polars()
             checksum = str(frame.hash_rows(seed=0).sum())
         n = frame.height if method != "orjson" else len(records)
+    elif task in ("from_hf", "from_pandas"):
+        ds = ik.read(path)
+        ds = ik.Dataset(ds.to_polars().head(int(os.environ["IK_CONVERT_RECORDS"])))
+        import datasets  # noqa: F401  (imported before the clock starts)
+        import pandas  # noqa: F401
+        start = time.perf_counter()
+        other = ds.to_hf() if task == "from_hf" else ds.to_pandas()
+        to_seconds = time.perf_counter() - start
+        convert = ik.from_hf if task == "from_hf" else ik.from_pandas
+        note = ""
+        try:
+            start = time.perf_counter()
+            back = convert(other)
+            seconds = time.perf_counter() - start
+        except ValueError:
+            # a checkout that cannot take canonical records back (issue 17.5): time its row
+            # path on the same rows without the `messages` column, which it can convert
+            other = other.remove_columns("messages") if task == "from_hf" else other.drop(columns="messages")
+            start = time.perf_counter()
+            back = convert(other)
+            seconds = time.perf_counter() - start
+            note = "fails; timed without messages, "
+        equal = back.to_polars().equals(ds.to_polars())
+        return {"seconds": seconds, "to_seconds": to_seconds, "records": len(back), "rss_gib": _peak_rss_gib(),
+                "checksum": note + ("equal" if equal else "differs")}
     else:
         ds = ik.read(path)
         frame = ds.to_polars()
@@ -121,7 +149,10 @@ def _peak_rss_gib() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--convert-records", type=int, default=50_000)
+    parser.add_argument("--baseline-src", type=Path, default=None,
+                        help="src/ folder of the instructkit checkout to compare with (the 'base' rows)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None, help="write the markdown table here")
     parser.add_argument("--one", nargs=4, metavar=("TASK", "METHOD", "DATA", "OUT"), help=argparse.SUPPRESS)
@@ -132,53 +163,95 @@ def main() -> None:
         return
 
     tmp = Path(tempfile.mkdtemp(prefix="ik-bench-io-"))
-    data = tmp / "alpaca_1m.jsonl"
+    data = tmp / "alpaca.jsonl"
     build(data, args.records)
+    (tmp / "warm.jsonl").write_text('{"instruction": "warm-up", "output": "ok"}\n')
     size_mb = data.stat().st_size / 1e6
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "IK_CONVERT_RECORDS": str(args.convert_records)}
+    here = str(Path(__file__).resolve().parents[1] / "src")
     results: dict[tuple[str, str], list[dict]] = {}
-    for task, methods in (("read", READS), ("write", WRITES)):
+    tasks = [("read", READS), ("write", WRITES), ("from_hf", CONVERTS), ("from_pandas", CONVERTS)]
+    if args.baseline_src is None:
+        tasks = [(t, tuple(m for m in ms if m != "base")) for t, ms in tasks]
+    for task, methods in tasks:
         for _ in range(args.repeats):  # interleaved, so load on the machine hits all methods alike
             for method in methods:
+                src = str(args.baseline_src) if method == "base" else here
                 cmd = [sys.executable, __file__, "--one", task, method, str(data), str(tmp / "out.jsonl")]
-                run = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+                run = subprocess.run(cmd, capture_output=True, text=True, env={**env, "PYTHONPATH": src}, check=True)
                 results.setdefault((task, method), []).append(json.loads(run.stdout.strip().splitlines()[-1]))
                 print(task, method, results[(task, method)][-1], flush=True)
     data.unlink()
+    (tmp / "warm.jsonl").unlink()
     tmp.rmdir()
 
+    command = "flock /tmp/ik-heavy.lock nice .venv/bin/python benchmarks/bench_io.py"
+    command += f" --records {args.records}" if args.records != 100_000 else ""
+    command += f" --baseline-src {args.baseline_src}" if args.baseline_src else ""
+    command += " --out benchmarks/results/io.md" if args.out else ""
     lines = [
         f"# I/O: {args.records:,} alpaca records ({size_mb:.0f} MB of JSON Lines)",
         "",
-        "Command: `flock /tmp/ik-heavy.lock .venv/bin/python benchmarks/bench_io.py"
-        + (f" --records {args.records}" if args.records != 1_000_000 else "")
-        + (" --out benchmarks/results/io.md`" if args.out else "`"),
+        f"Command: `{command}`",
         "",
         f"Machine: {os.cpu_count()} cores, load average at the end {os.getloadavg()[0]:.1f} "
         "(shared machine: compare ratios within this run). Each method runs in a fresh process; "
-        f"median of {args.repeats} runs; peak RSS is the process's (for writes it includes "
-        "reading the data first).",
+        f"median of {args.repeats} runs; peak RSS is the process's (for writes and conversions it "
+        "includes reading the data first).",
         "",
-        "| task | method | median s | records/s | vs old | peak RSS GiB | checksum |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| task | method | median s | records/s | vs polars | vs polars, paired | vs base/old | peak RSS GiB | checksum |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for task, methods in (("read", READS), ("write", WRITES)):
-        old = statistics.median(r["seconds"] for r in results[(task, "old")])
+    for task, methods in tasks:
+        if task.startswith("from_"):
+            continue
+        ref = "base" if task == "read" and "base" in methods else "old"
+        ref_median = statistics.median(r["seconds"] for r in results[(task, ref)]) if ref in methods else None
+        polars = statistics.median(r["seconds"] for r in results[(task, "polars")])
         for method in methods:
             runs = results[(task, method)]
             median = statistics.median(r["seconds"] for r in runs)
             rss = max(r["rss_gib"] for r in runs)
             checks = {r["checksum"] for r in runs if r["checksum"]}
+            vs_ref = f"{ref_median / median:.2f}x" if ref_median else ""
+            # runs are interleaved: repeat i of each method ran back to back, under the same load
+            paired = statistics.median(
+                p["seconds"] / r["seconds"] for p, r in zip(results[(task, "polars")], runs, strict=True)
+            )
             lines.append(
-                f"| {task} | {method} | {median:.2f} | {runs[0]['records'] / median:,.0f} | "
-                f"{old / median:.2f}x | {rss:.2f} | {', '.join(sorted(checks))} |"
+                f"| {task} | {method} | {median:.3f} | {runs[0]['records'] / median:,.0f} | "
+                f"{polars / median:.2f}x | {paired:.2f}x | {vs_ref} | {rss:.2f} | {', '.join(sorted(checks))} |"
             )
     lines += [
         "",
-        "old: the record-by-record path (kept as `canonical_frame_precise` and the row writer); "
-        "new: `ik.read` / `Dataset.write` now. polars / orjson: parsing or serialising only, "
-        "without canonical records (lower bounds, not equivalent work). Equal checksums: old "
-        "and new read the same frame and write the same bytes.",
+        f"Round trips on {args.convert_records:,} canonical records (`from s`: the `ik.from_*` call; "
+        "`to s`: `ds.to_hf()` / `ds.to_pandas()`; equal: the records came back equal):",
+        "",
+        "| round trip | method | from s (median) | to s (median) | speed-up vs base | peak RSS GiB | records |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for task, methods in tasks:
+        if not task.startswith("from_"):
+            continue
+        base = statistics.median(r["seconds"] for r in results[(task, "base")]) if "base" in methods else None
+        for method in methods:
+            runs = results[(task, method)]
+            median = statistics.median(r["seconds"] for r in runs)
+            to_median = statistics.median(r["to_seconds"] for r in runs)
+            speed = f"{base / median:.1f}x" if base else ""
+            checks = ", ".join(sorted({r["checksum"] for r in runs}))
+            lines.append(
+                f"| {task}({'to_hf' if task == 'from_hf' else 'to_pandas'}()) | {method} | {median:.4f} | "
+                f"{to_median:.4f} | {speed} | {max(r['rss_gib'] for r in runs):.2f} | {checks} |"
+            )
+    lines += [
+        "",
+        "base: `ik.read` / `ik.from_*` of the baseline checkout (`--baseline-src`); new: this "
+        "checkout. polars / orjson: parsing or serialising only, without canonical records. "
+        "vs polars: median polars time / median time; paired: the median over repeats of the "
+        "same ratio within one repeat (the methods of a repeat run back to back). "
+        "Equal read checksums: base and new read the same frame. write old: the row-by-row writer; "
+        "equal write checksums: the same bytes.",
     ]
     table = "\n".join(lines) + "\n"
     print(table)

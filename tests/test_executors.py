@@ -483,7 +483,7 @@ def test_scan_ids_blank_lines_and_errors(tmp_path: Path) -> None:
     scan = ik.scan(path, batch_size=2, on_error="skip")
     got = [(f["id"].to_list(), r["id"].to_list(), r["reason"].to_list()) for _, f, r in scan.batches()]
     assert got == [(["d:0", "own"], [], []), (["d:3"], ["d:2"], ["parse_error"])]
-    assert "line 5" in next(r for _, _, r in scan.batches() if r.height)["detail"][0]
+    assert '"line":5' in next(r for _, _, r in scan.batches() if r.height)["detail"][0]  # JSON detail (issue 16 D3)
     with pytest.raises(ValueError, match="line 5"):
         list(ik.scan(path, batch_size=2))
     # reading a split on its own gives what the sequential reader gives
@@ -519,9 +519,9 @@ def test_scan_rejects_unknown_files(tmp_path: Path) -> None:
     assert [f["id"][0] for f in ik.scan(str(tmp_path / "*.jsonl"))] == ["a:0", "b:0"]
     with pytest.raises(FileNotFoundError, match="no such file"):
         ik.scan(tmp_path / "missing.jsonl")
-    (tmp_path / "x.csv").write_text("a,b\n")
+    (tmp_path / "x.txt").write_text("a,b\n")  # csv is read since issue 16 D1
     with pytest.raises(ValueError, match="cannot scan"):
-        ik.scan(tmp_path / "x.csv")
+        ik.scan(tmp_path / "x.txt")
 
 
 # --- Ray -------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from instructkit.io.formats import (
     json_string,
 )
 from instructkit.io.read import detect_format
+from instructkit.transform import parse_detail
 
 
 def write_jsonl(path, rows):
@@ -95,13 +96,14 @@ def test_own_ids_are_kept_and_must_be_unique(tmp_path):
         ik.read(dup)
 
 
-def test_malformed_line_raises_with_file_line_and_excerpt(tmp_path):
+def test_malformed_line_raises_with_file_line_and_no_excerpt(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"instruction": "ok"}\n\n{"instruction": "bro\\ken"}\n')
     with pytest.raises(ParseError) as e:
         ik.read(path)
     msg = str(e.value)
-    assert str(path) in msg and "line 3" in msg and "bro" in msg
+    # issue 16 D3: where and what kind of error, never the line's text
+    assert str(path) in msg and "line 3" in msg and "column 21" in msg and "bro" not in msg
 
 
 def test_skip_sends_bad_lines_to_removed(tmp_path):
@@ -110,7 +112,9 @@ def test_skip_sends_bad_lines_to_removed(tmp_path):
     ds = ik.read(path, on_error="skip")
     assert [r["instruction"] for r in ds] == ["ok", "fine"]
     removed = ds.removed.row(0, named=True)
-    assert removed["reason"] == "parse_error" and "line 2" in removed["detail"]
+    # issue 16 D3: the detail is a JSON object (file, line, column, byte offset, error kind)
+    assert removed["reason"] == "parse_error" and parse_detail(removed["detail"])["line"] == 2
+    assert "not json" not in removed["detail"] and removed["instruction"] is None
     assert removed["id"] == "bad:1" and removed["step"] == "read"
     assert ds.history[0]["records_in"] == 3
 
@@ -222,7 +226,7 @@ def test_hf_datasets_round_trip():
 
 FAST_CASES = {
     "unicode": [{"instruction": "Ünïcode ✓ 中文 😀", "input": "\u2028\x00\x1f\\\"", "output": "é\n\t"}],
-    "numbers_in_text": [{"instruction": 3, "input": 1.5, "output": True}, {"instruction": "x", "output": 1e20}],
+    "numbers_in_text": [{"instruction": 3, "input": 1.5, "output": 2}, {"instruction": "x", "output": 1e20}],
     "missing_optional": [{"instruction": "a"}, {"instruction": "b", "output": "o"}, {"instruction": "c", "input": "i"}],
     "extra_fields": [{"instruction": "a", "zeta": "z", "alpha": "ä\n"}, {"instruction": "b", "alpha": ""}],
     "own_ids": [{"id": 7, "instruction": "a"}, {"id": "x", "instruction": "b"}, {"id": None, "instruction": "c"}],
@@ -236,6 +240,9 @@ FAST_CASES = {
 }
 HANDED_OVER = {
     "list_in_text": [{"instruction": "a", "output": ["x"]}],
+    # issue 16: a boolean where text belongs is an invalid record (it used to become "True")
+    "boolean_in_text": [{"instruction": "a", "output": True}],
+    "nan_in_text": [{"instruction": "a", "output": float("nan")}],
     "missing_required": [{"instruction": "a"}, {"output": "b"}],
     "null_required": [{"instruction": None, "output": "b"}, {"instruction": "a"}],
     "not_an_object": [{"instruction": "a"}, ["x"]],

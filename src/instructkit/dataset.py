@@ -303,16 +303,34 @@ class Dataset:
         return stats(self)
 
     def to_pandas(self) -> Any:
-        """The records as a pandas DataFrame (needs pandas and pyarrow)."""
-        return self._frame.to_pandas()
+        """The records as a pandas DataFrame backed by Arrow (needs pandas and pyarrow).
+
+        Columns keep their Arrow types (``messages`` stays a list of structs), with no Python
+        object per row; :func:`instructkit.from_pandas` takes the frame back as it is.
+
+        Example:
+            >>> import instructkit as ik
+            >>> ds = ik.Dataset.from_records([{"instruction": "a", "output": "b"}])
+            >>> ik.from_pandas(ds.to_pandas()).to_polars().equals(ds.to_polars())
+            True
+        """
+        return self._frame.to_pandas(use_pyarrow_extension_array=True)
 
     def to_hf(self) -> Any:
-        """The records as a Hugging Face ``datasets.Dataset`` (needs ``datasets``)."""
+        """The records as a Hugging Face ``datasets.Dataset`` with the canonical columns
+        (needs ``datasets``), through Arrow; :func:`instructkit.from_hf` takes it back.
+
+        Example:
+            >>> import instructkit as ik
+            >>> ds = ik.Dataset.from_records([{"instruction": "a", "output": "b"}])
+            >>> ik.from_hf(ds.to_hf()).to_polars().equals(ds.to_polars())
+            True
+        """
         try:
             import datasets
         except ImportError as e:
             raise ImportError("to_hf() needs the 'datasets' package: pip install datasets") from e
-        return datasets.Dataset.from_polars(self._frame)
+        return datasets.Dataset(self._frame.to_arrow())
 
     # internals ----------------------------------------------------------------------------
     def _replace(self, frame: pl.DataFrame) -> Dataset:

@@ -4,15 +4,23 @@ Every reader produces these columns, every transform keeps them, every writer re
 Transforms may add columns after them (``lang``, ``lang_score``, ``pii_counts``, ...); each
 transform documents what it adds.
 
-- ``id``: stable string. The input's own ``id`` field, else ``"<source>:<row index>"``.
+- ``id``: stable string. The input's own ``id`` field, else ``"<source>:<row index>"``; when
+  several files are read (or ``source=`` is given), own ids are prefixed with the file's stem
+  (or that source) so ids stay unique across files (docs/io.md).
 - ``source``: where the record came from (file stem unless ``source=`` was given).
 - ``instruction``, ``input``, ``output``: single-turn text (``""`` when absent, never null).
 - ``system``: system prompt, or null.
 - ``messages``: the full conversation for multi-turn data (list of ``{role, content}``, the
-  system prompt excluded since it lives in ``system``), null for single-turn records. For a
-  conversation, ``instruction`` and ``output`` mirror its first user turn and the assistant
-  reply to it, so text filters see conversations too.
-- ``meta``: every other input field, as a JSON object string (null when there are none).
+  system prompt excluded since it lives in ``system``; roles in :data:`ROLES`, so ShareGPT
+  ``function_call`` / ``observation`` turns are kept as ``function_call`` / ``tool``), null for
+  single-turn records. For a ShareGPT or messages conversation, ``instruction`` and ``output``
+  mirror its first user turn and the assistant reply to it, so text filters see conversations
+  too. For LLaMA-Factory alpaca records with ``history``, ``messages`` holds the history turns
+  then the record's own turn, and ``instruction``/``input``/``output`` keep the record's own
+  (last) turn, as in the file; ``meta["_format"]`` is ``"alpaca_history"`` so writers can
+  write the record back in that shape.
+- ``meta``: every other input field, as a JSON object string (null when there are none;
+  ShareGPT ``tools`` lands here as ``meta["tools"]``).
 """
 
 from __future__ import annotations

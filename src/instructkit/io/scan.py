@@ -1,32 +1,68 @@
-"""Read corpora bigger than RAM in batches of canonical records.
+"""Read corpora bigger than RAM in batches of canonical records: the one reader.
 
-:func:`scan` returns a :class:`Scan`: a re-iterable, lazy view of one or more JSONL,
-JSONL.gz, Parquet or JSON files that yields canonical polars frames of ``batch_size``
-records, so a 10 GB corpus never has to fit in memory. Executors (``Pipeline.run``) use
-its :class:`Split` list to skip finished batches without parsing them, and Ray workers use
-it to read byte ranges of the same files in parallel.
+:func:`scan` returns a :class:`Scan`: a re-iterable, lazy view of the data files a path names
+that yields canonical polars frames of ``batch_size`` records, so a 10 GB corpus never has to
+fit in memory. :func:`instructkit.read` is the same reader collected into one Dataset, so both
+see the same files (json, jsonl, ndjson, each also ``.gz``, csv, tsv, parquet, folders
+recursively), detect the same formats, give the same ids and raise or log the same errors.
+Executors (``Pipeline.run``) use its :class:`Split` list to skip finished batches without
+parsing them, and Ray workers use it to read byte ranges of the same files in parallel.
 
-Records get the same ids as :func:`instructkit.read` gives them: the record's own ``id``
-field, else ``"<source>:<row index in the file>"``. A batch never spans two files.
+Ids: the record's own ``id`` field, else ``"<source>:<row index in the file>"``. When more than
+one file is read, ids are made unique across files deterministically: a record's own id is
+prefixed with its file's key (``<stem>:<own id>``; the file name or path when stems repeat),
+and default ids use that key too. One file read with ``source=`` prefixes own ids with that
+source, so datasets read one file at a time can be concatenated. Canonical files (an
+executor's output) keep their ids.
+A batch never spans two files.
+
+Parsing JSON Lines: a batch is first parsed column-wise by polars (``read_ndjson``) and kept
+only when a guard proves the frame equals the record-by-record parse: every column is text,
+the file's ``"`` and ``:`` counts equal those the frame implies (no repeated key, no number or
+boolean coerced to text, no explicit null), and no ``\\u`` escape polars decodes differently
+(surrogates, quote, colon). Anything else goes through the precise per-line parser
+(:func:`instructkit.io.files.loads`), which names the line, column and byte offset of errors.
 """
 
 from __future__ import annotations
 
-import glob
 import gzip
+import json
+import mmap
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
+import numpy as np
 import polars as pl
 
-from instructkit.io.formats import canonical_frame
-from instructkit.schema import COLUMNS, SCHEMA, conform
+from instructkit.io.files import (
+    BOM,
+    Locations,
+    ParseError,
+    csv_records,
+    expand,
+    file_keys,
+    is_gz,
+    json_kind,
+    json_lines,
+    kind_of,
+    parquet_frame,
+    parquet_rows,
+    read_bytes,
+    stem,
+    unwrap,
+)
+from instructkit.io.formats import FORMATS, SCHEMA, canonical_frame, json_string, resolve
+from instructkit.schema import COLUMNS, MESSAGE, ROLES, conform, empty_removed
+from instructkit.transform import detail
 
-Kind = Literal["jsonl", "jsonl.gz", "parquet", "json"]
+Kind = Literal["jsonl", "jsonl.gz", "parquet", "json", "csv", "tsv", "error"]
 _BLOCK = 16 << 20  # bytes read at a time while cutting a JSONL file into batches
+_GZ_BLOCK = 1 << 20  # smaller for .gz: a broken stream loses at most this much before the break
+_WHOLE = 1 << 62  # batch size of ik.read: one batch per file
 
 
 @dataclass(frozen=True)
@@ -35,7 +71,9 @@ class Split:
 
     ``start``/``stop`` are byte offsets for JSONL and row offsets for the other kinds;
     ``first_row`` is the index (in the file) of the split's first record and ``first_line``
-    its 1-based line number, for ids and error messages.
+    its 1-based line number, for ids and error messages. A file (or the rest of one) that
+    cannot be read is a split of kind ``"error"`` holding one ``read_error`` row (with
+    ``on_error="skip"``); ``error`` says why.
     """
 
     index: int
@@ -47,29 +85,7 @@ class Split:
     first_row: int
     first_line: int
     rows: int
-
-
-def _kind(path: Path) -> Kind:
-    name = path.name.lower()
-    if name.endswith((".jsonl.gz", ".ndjson.gz", ".json.gz")):
-        return "jsonl.gz"
-    if name.endswith((".jsonl", ".ndjson")):
-        return "jsonl"
-    if name.endswith(".parquet"):
-        return "parquet"
-    if name.endswith(".json"):
-        return "json"
-    raise ValueError(
-        f"{path}: cannot scan this file type; use .jsonl, .jsonl.gz, .parquet or .json"
-    )
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in (".jsonl.gz", ".ndjson.gz", ".json.gz", ".jsonl", ".ndjson", ".parquet", ".json"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
+    error: str = ""
 
 
 class Scan:
@@ -99,13 +115,18 @@ class Scan:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-        self.paths = list(paths)
+        if format is not None and format not in FORMATS:
+            raise ValueError(f"unknown format {format!r}; known: {sorted(FORMATS)}")
+        self.paths = [Path(p) for p in paths]
         self.batch_size = batch_size
         self.format = format
         self.mapping = dict(mapping) if mapping else None
         self.source = source
         self.on_error = on_error
+        self._keys = dict(zip(map(str, self.paths), file_keys(self.paths), strict=True))
         self._splits: list[Split] | None = None
+        #: the format detected in each file read so far (``ik.read`` lists them in its history)
+        self.formats: dict[str, str] = {}
 
     def __repr__(self) -> str:
         names = ", ".join(p.name for p in self.paths[:3]) + (" …" if len(self.paths) > 3 else "")
@@ -128,38 +149,74 @@ class Scan:
             "on_error": self.on_error,
         }
 
+    # ids ----------------------------------------------------------------------------------
+    def _source(self, path: Path) -> str:
+        return self.source or stem(path)
+
+    def _prefixes(self, path: str) -> tuple[str, str | None]:
+        """(prefix of default ids, prefix of own ids) for a file (see the module docs)."""
+        if len(self.paths) == 1:
+            return self._source(Path(path)), self.source
+        key = self._keys[path]
+        return key, key
+
     # splits -------------------------------------------------------------------------------
     def splits(self) -> list[Split]:
         """Every batch as a :class:`Split` (one pass over JSONL files to find line offsets)."""
         if self._splits is None:
             out: list[Split] = []
             for path in self.paths:
-                out.extend(self._file_splits(path, start_index=len(out)))
+                out.extend(split for split, _ in self._file_batches(path, len(out), keep=False))
             self._splits = out
         return list(self._splits)
 
-    def _file_splits(self, path: Path, start_index: int) -> list[Split]:
-        kind = _kind(path)
-        source = self.source or _stem(path)
-        bs = self.batch_size
-        if kind == "parquet":
-            n = pl.scan_parquet(path).select(pl.len()).collect().item()
-            return [
-                Split(start_index + k, str(path), kind, source, s, min(s + bs, n), s, s + 1, min(bs, n - s))
-                for k, s in enumerate(range(0, n, bs))
-            ]
+    def _file_batches(self, path: Path, start_index: int, keep: bool) -> Iterator[tuple[Split, Any]]:
+        """``(split, payload)`` per batch of one file: JSONL bytes (``keep``), or the parsed
+        records of a JSON document or CSV file, or None. A file that cannot be read raises, or
+        with ``on_error="skip"`` ends with an ``error`` split."""
+        source = self._source(path)
+        index = start_index
+        done = 0  # records before the error, if one comes
+        try:
+            kind, doc = self._kind(path)
+            if kind in ("jsonl", "jsonl.gz"):
+                for start, stop, first_row, first_line, rows, data in _cut_lines(path, kind, self.batch_size, keep):
+                    yield Split(index, str(path), kind, source, start, stop, first_row, first_line, rows), data
+                    index, done = index + 1, first_row + rows
+                return
+            if kind == "parquet":
+                n, payload = parquet_rows(path), None
+            else:
+                payload = self._whole(path, kind, doc)
+                n = len(payload[0])
+            for s in range(0, n, self.batch_size):
+                rows = min(self.batch_size, n - s)
+                first_line = _first_line(payload, s) if payload is not None else s + 1
+                yield Split(index, str(path), kind, source, s, s + rows, s, first_line, rows), payload
+                index, done = index + 1, s + rows
+        except ParseError as e:
+            if self.on_error == "raise":
+                raise
+            yield Split(index, str(path), "error", source, 0, 0, done, e.line or 0, 1, e.error), None
+
+    def _kind(self, path: Path) -> tuple[Kind, Any]:
+        """The file's kind, and for a JSON document its parsed value (parsed once)."""
+        kind = kind_of(path)
         if kind == "json":
-            n = len(_load_json_array(path))
-            return [
-                Split(start_index + k, str(path), kind, source, s, min(s + bs, n), s, s + 1, min(bs, n - s))
-                for k, s in enumerate(range(0, n, bs))
-            ]
-        splits: list[Split] = []
-        for start, stop, first_row, first_line, rows, _ in _cut_lines(path, kind, bs, keep=False):
-            splits.append(
-                Split(start_index + len(splits), str(path), kind, source, start, stop, first_row, first_line, rows)
-            )
-        return splits
+            sub, doc = json_kind(path)
+            if sub == "jsonl":
+                return ("jsonl.gz" if is_gz(path) else "jsonl"), None
+            return "json", doc
+        if kind == "jsonl":
+            return ("jsonl.gz" if is_gz(path) else "jsonl"), None
+        return kind, None  # type: ignore[return-value]
+
+    def _whole(self, path: Path, kind: str, doc: Any = None) -> tuple[list[Any], Sequence[str]]:
+        """Records and locations of a file that is parsed whole (a JSON document, CSV, TSV)."""
+        if kind == "json":
+            records = unwrap(path, json_kind(path)[1] if doc is None else doc)
+            return records, Locations("record", len(records))
+        return csv_records(path, read_bytes(path), kind, self.on_error)
 
     # reading ------------------------------------------------------------------------------
     def batches(
@@ -173,24 +230,12 @@ class Scan:
         skip = set(skip)
         index = 0
         for path in self.paths:
-            kind = _kind(path)
-            source = self.source or _stem(path)
-            if kind in ("jsonl", "jsonl.gz"):
-                cuts = _cut_lines(path, kind, self.batch_size, keep=True)
-                for start, stop, first_row, first_line, rows, lines in cuts:
-                    split = Split(index, str(path), kind, source, start, stop, first_row, first_line, rows)
-                    if index in skip:
-                        yield split, _empty(), _empty_removed()
-                    else:
-                        yield (split, *self._parse_lines(split, lines))
-                    index += 1
-            else:
-                for split in self._file_splits(path, start_index=index):
-                    if index in skip:
-                        yield split, _empty(), _empty_removed()
-                    else:
-                        yield split, *self.read_split(split)
-                    index += 1
+            for split, payload in self._file_batches(path, index, keep=True):
+                if split.index in skip:
+                    yield split, _empty(), empty_removed()
+                else:
+                    yield split, *self._parse(split, payload)
+                index = split.index + 1
 
     def read_split(self, split: Split) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Canonical frame and removed log of one split, read on its own (used by Ray workers).
@@ -199,103 +244,294 @@ class Scan:
         Parquet when batches are read out of order.
         """
         path = Path(split.path)
-        if split.kind == "jsonl":
-            with open(path, "rb") as fh:
+        if split.kind == "error":
+            return self._parse(split, None)
+        if split.kind in ("jsonl", "jsonl.gz"):
+            opener = gzip.open if split.kind == "jsonl.gz" else open
+            with opener(path, "rb") as fh:
                 fh.seek(split.start)
                 data = fh.read(split.stop - split.start)
-            return self._parse_lines(split, data.split(b"\n"))
-        if split.kind == "jsonl.gz":
-            with gzip.open(path, "rb") as fh:
-                fh.seek(split.start)
-                data = fh.read(split.stop - split.start)
-            return self._parse_lines(split, data.split(b"\n"))
+            return self._parse(split, data)
         if split.kind == "parquet":
-            raw = pl.scan_parquet(path).slice(split.start, split.stop - split.start).collect()
-            return self._from_frame(split, raw)
-        records = _load_json_array(path)[split.start : split.stop]
-        return self._from_records(split, records, [f"record {split.first_row + i}" for i in range(len(records))])
+            return self._parse(split, None)
+        return self._parse(split, self._whole(path, split.kind))
 
-    def _parse_lines(self, split: Split, lines: list[bytes]) -> tuple[pl.DataFrame, pl.DataFrame]:
-        if lines and lines[-1] == b"":
-            lines = lines[:-1]
-        try:
-            # the common case, every line a record: one C-level pass
-            records: list[Any] = list(map(orjson.loads, lines))
-        except orjson.JSONDecodeError:
-            pass  # a blank or bad line: the line-by-line pass below skips or reports it
-        else:
-            locations = [f"line {split.first_line + i}" for i in range(len(records))]
-            return self._from_records(split, records, locations)
-        records = []
-        locations: list[str] = []
-        for offset, line in enumerate(lines):
-            if not line.strip():
-                continue
-            try:
-                records.append(orjson.loads(line))
-            except orjson.JSONDecodeError as e:
-                if self.on_error == "raise":
-                    raise ValueError(
-                        f"{split.path}, line {split.first_line + offset}: invalid JSON: {e} "
-                        "(pass on_error='skip' to log it in removed and go on)"
-                    ) from None
-                records.append(ValueError(f"invalid JSON: {e}"))
-            locations.append(f"line {split.first_line + offset}")
-        return self._from_records(split, records, locations)
-
-    def _from_frame(self, split: Split, raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-        if all(c in raw.columns for c in COLUMNS) and self.format is None and not self.mapping:
-            # already canonical (written by an executor or Dataset.write to parquet)
-            return conform(raw), _empty_removed()
-        locations = [f"row {split.first_row + i}" for i in range(raw.height)]
-        return self._from_records(split, raw.to_dicts(), locations)
-
-    def _from_records(
-        self, split: Split, records: list[Any], locations: list[str]
-    ) -> tuple[pl.DataFrame, pl.DataFrame]:
-        good = [r for r in records[:200] if isinstance(r, dict)]
-        if good and self.format is None and not self.mapping and all(
-            set(COLUMNS) <= r.keys() for r in good
-        ):
-            frame = _canonical_records(records, split, locations)
-            return frame, _empty_removed()
-        # default ids count rows in the whole file, not in this batch
-        for i, raw in enumerate(records):
-            if isinstance(raw, dict) and raw.get("id") is None:
-                raw["id"] = f"{split.source}:{split.first_row + i}"
-        frame, removed = canonical_frame(
-            records,
-            source=split.source,
-            format=self.format,
-            mapping=self.mapping,
-            origin=split.path,
-            locations=locations,
-            on_error=self.on_error,
-        )
-        if removed.height:
-            local = pl.col("id").str.split(":").list.last().cast(pl.Int64)
-            removed = removed.with_columns(
-                (pl.lit(f"{split.source}:") + (local + split.first_row).cast(pl.String)).alias("id")
+    def _parse(self, split: Split, payload: Any) -> tuple[pl.DataFrame, pl.DataFrame]:
+        id_prefix, own_prefix = self._prefixes(split.path)
+        if split.kind == "error":
+            where = {"line": split.first_line} if split.first_line else {}
+            row = {
+                "id": f"{id_prefix}:{split.first_row}", "step": "read", "reason": "read_error",
+                "detail": detail(file=split.path, error=split.error, **where),
+                "source": split.source, "instruction": None, "input": None, "output": None,
+            }
+            return _empty(), pl.DataFrame([row], schema=empty_removed().schema)
+        if split.kind in ("jsonl", "jsonl.gz"):
+            fast = self._fast_jsonl(split, payload, id_prefix, own_prefix)
+            if fast is not None:
+                return fast, empty_removed()
+            data: bytes = read_bytes(payload) if isinstance(payload, Path) else payload
+            records, locations = json_lines(
+                Path(split.path), data, self.on_error, first_line=split.first_line, base=split.start
             )
-        return frame, removed
+        elif split.kind == "parquet":
+            try:
+                raw = parquet_frame(Path(split.path), split.start, split.stop - split.start)
+            except ParseError as e:
+                if self.on_error == "raise":
+                    raise
+                # the footer read but these rows do not: one read_error row for them
+                broken = Split(split.index, split.path, "error", split.source, 0, 0, split.first_row, 0, 1, e.error)
+                return self._parse(broken, None)
+            if self._canonical(set(raw.columns)):
+                self.formats.setdefault(split.path, "canonical")
+                return conform(raw), empty_removed()
+            records = [{k: v for k, v in r.items() if v is not None} for r in raw.to_dicts()]
+            locations = Locations("row", len(records), start=split.first_row)
+        else:
+            all_records, all_locations = payload
+            records = all_records[split.start : split.stop]
+            locations = all_locations[split.start : split.stop]
+        if split.path not in self.formats:
+            good = [r for r in records[:200] if isinstance(r, dict)]
+            if good:
+                keys = set().union(*(r.keys() for r in good))
+                try:
+                    self.formats[split.path] = resolve(self.format, self.mapping, keys, split.path).name
+                except ValueError:
+                    pass  # canonical_frame raises it with the file named
+        return canonical_frame(
+            records, source=split.source, format=self.format, mapping=self.mapping,
+            origin=split.path, locations=locations, on_error=self.on_error,
+            first_row=split.first_row, id_prefix=id_prefix, own_id_prefix=own_prefix,
+        )
+
+    def _canonical(self, columns: set[str]) -> bool:
+        return self.format in (None, "canonical") and not self.mapping and set(COLUMNS) <= columns
+
+    # the column-wise JSON Lines path -----------------------------------------------------------
+    def _fast_jsonl(
+        self, split: Split, data: bytes | Path, id_prefix: str, own_prefix: str | None
+    ) -> pl.DataFrame | None:
+        """The batch parsed by polars, or None when the guard cannot prove it equals the
+        precise parse (see the module docs). ``data`` is the batch's bytes, or the path of a
+        whole plain file."""
+        if isinstance(data, Path):
+            with data.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                view = memoryview(mm)
+                try:
+                    counts = _byte_counts(view)
+                    ends_with_newline = mm[-1:] == b"\n"
+                finally:
+                    view.release()
+        else:
+            if not data or data.isspace():
+                return None
+            counts = _byte_counts(data)
+            ends_with_newline = data.endswith(b"\n")
+        if counts is None:
+            return None
+        try:
+            # the schema from the first rows: a key or type that appears later is dropped or
+            # coerced by polars, and then the byte counts of the guard cannot match
+            raw = pl.read_ndjson(data)
+        except (pl.exceptions.PolarsError, ValueError, OSError):
+            return None
+        quotes, colons, newlines = counts
+        if raw.height == 0 or raw.height != newlines + (0 if ends_with_newline else 1):
+            return None  # blank lines, or polars and the line reader disagree on a record
+        if not _guard(raw, quotes, colons):
+            return None
+        if self._canonical(set(raw.columns)):
+            frame = _canonical_columns(raw, id_prefix, split.first_row)
+            if frame is not None:
+                self.formats.setdefault(split.path, "canonical")
+            return frame
+        if any(dt != pl.String for dt in raw.schema.values()):
+            return None
+        try:
+            fmt = resolve(self.format, self.mapping, set(raw.columns), split.path)
+        except ValueError:
+            return None  # the precise path raises it with the file named
+        if fmt.convert is not None or (fmt.name == "alpaca" and "history" in raw.columns):
+            return None
+        self.formats.setdefault(split.path, fmt.name)
+        return _flat_columns(raw, fmt, split.source, split.first_row, id_prefix, own_prefix)
 
 
-def _canonical_records(records: list[Any], split: Split, locations: list[str]) -> pl.DataFrame:
-    for i, r in enumerate(records):
-        if not isinstance(r, dict):
-            raise ValueError(f"{split.path}, {locations[i]}: expected a canonical JSON object, got {r!r:.80}")
-    return conform(pl.DataFrame(records, infer_schema_length=None))
+def _first_line(payload: tuple[list[Any], Sequence[str]], row: int) -> int:
+    location = payload[1][row] if row < len(payload[1]) else ""
+    unit, _, number = location.partition(" ")
+    return int(number) if unit == "line" and number.isdigit() else row + 1
+
+
+_CHUNK = 1 << 20
+_BAD_ESCAPES = (b"0022", b"003a", b"003A")
+
+
+def _byte_counts(data: bytes | memoryview) -> tuple[int, int, int] | None:
+    """The numbers of ``"``, ``:`` and newline bytes in ``data``; None when a ``\\u`` escape could make
+    polars decode differently from the precise parser (surrogates) or hide a quote or colon."""
+    arr = np.frombuffer(data, np.uint8)
+    quotes = colons = newlines = 0
+    escapes: list[np.ndarray] = []
+    for s in range(0, len(arr), _CHUNK):
+        chunk = arr[s : s + _CHUNK + 1]  # one byte of overlap to see "\u" across the cut
+        body = chunk[:_CHUNK]
+        quotes += int(np.count_nonzero(body == 34))
+        colons += int(np.count_nonzero(body == 58))
+        newlines += int(np.count_nonzero(body == 10))
+        slash = body == 92
+        if slash.any():
+            at = np.flatnonzero(slash[: len(chunk) - 1] & (chunk[1:] == 117))
+            if len(at):
+                escapes.append(at + s)
+    for at in escapes:
+        for pos in at.tolist():
+            code = bytes(data[pos + 2 : pos + 6])
+            if code in _BAD_ESCAPES or code[:1] in (b"d", b"D"):
+                return None
+    return quotes, colons, newlines
+
+
+def _guard(raw: pl.DataFrame, quotes: int, colons: int) -> bool:
+    """Whether the source's quote and colon counts are exactly those of the frame's keys and
+    text values: then no key repeats, no value was a number, boolean or null, nothing nested
+    other than conversation turns."""
+    exprs: list[pl.Expr] = []
+    key_quotes = key_colons = 0
+    nonnull = raw.select(pl.all().is_not_null().sum()).row(0, named=True)
+    for name, dtype in raw.schema.items():
+        n = int(nonnull[name])
+        key_quotes += n * (2 + name.count('"'))
+        key_colons += n * (1 + name.count(":"))
+        if dtype == pl.String:
+            exprs.append((pl.col(name).str.count_matches('"', literal=True).sum() + 2 * n).alias(f"q{name}"))
+            exprs.append(pl.col(name).str.count_matches(":", literal=True).sum().alias(f"c{name}"))
+        elif name == "messages" and dtype == pl.List(MESSAGE):
+            # each turn {"role":"..","content":".."}: 8 quotes and 2 colons besides its text;
+            # a null turn, role or content would be an invalid record: the precise path says so
+            turns = int(raw[name].list.len().sum() or 0)
+            fields = raw[name].explode().struct.unnest()
+            if fields["role"].is_not_null().sum() != turns or fields["content"].is_not_null().sum() != turns:
+                return False
+            inner = pl.col(name).explode().struct.field
+            exprs.append((
+                inner("role").str.count_matches('"', literal=True).sum()
+                + inner("content").str.count_matches('"', literal=True).sum() + 8 * turns
+            ).alias(f"q{name}"))
+            exprs.append((
+                inner("role").str.count_matches(":", literal=True).sum()
+                + inner("content").str.count_matches(":", literal=True).sum() + 2 * turns
+            ).alias(f"c{name}"))
+        else:
+            return False
+    sums = raw.select(exprs).row(0, named=True) if exprs else {}
+    value_quotes = sum(int(v or 0) for k, v in sums.items() if k.startswith("q"))
+    value_colons = sum(int(v or 0) for k, v in sums.items() if k.startswith("c"))
+    return quotes == key_quotes + value_quotes and colons == key_colons + value_colons
+
+
+def _canonical_columns(raw: pl.DataFrame, id_prefix: str, first_row: int) -> pl.DataFrame | None:
+    """A canonical JSON Lines batch taken as is, with the checks the record path makes."""
+    if raw.schema["messages"] not in (pl.List(MESSAGE), pl.Null):
+        return None
+    if any(raw.schema[c] not in (pl.String, pl.Null) for c in COLUMNS if c != "messages"):
+        return None
+    frame = conform(raw)
+    roles = frame["messages"].explode().struct.field("role").drop_nulls()
+    contents_null = frame["messages"].explode().struct.field("content").null_count()
+    turns_null = frame["messages"].explode().null_count() - frame["messages"].null_count()
+    if not roles.is_in(list(ROLES)).all() or contents_null != turns_null:
+        return None
+    meta = frame["meta"].drop_nulls()
+    if not (meta.str.starts_with("{") & meta.str.ends_with("}")).all():
+        return None
+    default_id = pl.lit(f"{id_prefix}:") + pl.int_range(first_row, first_row + frame.height, dtype=pl.Int64).cast(pl.String)
+    return frame.with_columns(
+        pl.col("id").fill_null(default_id),
+        *(pl.col(c).fill_null("") for c in ("instruction", "input", "output")),
+    )
+
+
+def _flat_columns(
+    raw: pl.DataFrame, fmt: Any, source: str, first_row: int, id_prefix: str, own_prefix: str | None
+) -> pl.DataFrame | None:
+    """:func:`instructkit.io.formats._flat_frame` on a frame of text columns (null = absent)."""
+    f = fmt.fields
+    cols = set(raw.columns)
+    for key in fmt.required:
+        field = f.get(key, key)
+        if field not in cols or raw[field].null_count():
+            return None  # missing_field: the precise path names the field and the line
+
+    def text(field: str | None, blank: bool) -> pl.Expr:
+        if field is None:
+            return pl.lit("", dtype=pl.String)
+        if field not in cols:
+            return pl.lit("" if blank else None, dtype=pl.String)
+        return pl.col(field).fill_null("") if blank else pl.col(field)
+
+    n = raw.height
+    default_id = pl.lit(f"{id_prefix}:") + pl.int_range(first_row, first_row + n, dtype=pl.Int64).cast(pl.String)
+    ids = default_id
+    if "id" in cols:
+        own = pl.col("id") if own_prefix is None else pl.lit(f"{own_prefix}:") + pl.col("id")
+        ids = own.fill_null(default_id)
+    sources = pl.lit(source, dtype=pl.String)
+    if "source" in cols:
+        sources = pl.col("source").fill_null(sources)
+    used = {*f.values(), "id", "source", "system"}
+    extra = sorted(cols - used)
+    if extra:
+        fragments = [
+            pl.when(pl.col(k).is_not_null()).then(pl.lit(json.dumps(k, ensure_ascii=False) + ": ") + json_string(pl.col(k)))
+            for k in extra
+        ]
+        present = pl.any_horizontal([pl.col(k).is_not_null() for k in extra])
+        body = pl.concat_str(fragments, separator=", ", ignore_nulls=True)
+        meta = pl.when(present).then(pl.lit("{") + body + pl.lit("}")).otherwise(pl.lit(None, dtype=pl.String))
+    else:
+        meta = pl.lit(None, dtype=pl.String)
+    return raw.select(
+        ids.alias("id"),
+        sources.alias("source"),
+        text(f["instruction"], True).alias("instruction"),
+        text(f.get("input"), True).alias("input"),
+        text(f.get("output"), True).alias("output"),
+        text(f.get("system", "system"), False).alias("system"),
+        pl.lit(None, dtype=SCHEMA["messages"]).alias("messages"),
+        meta.alias("meta"),
+    )
 
 
 def _cut_lines(
-    path: Path, kind: Kind, batch_size: int, keep: bool
-) -> Iterator[tuple[int, int, int, int, int, list[bytes]]]:
+    path: Path, kind: str, batch_size: int, keep: bool
+) -> Iterator[tuple[int, int, int, int, int, bytes]]:
     """Cut a JSONL file into runs of ``batch_size`` non-blank lines.
 
-    Yields ``(start_byte, stop_byte, first_row, first_line, rows, lines)``; ``lines`` is
-    empty unless ``keep``. Byte offsets are in the decompressed stream for .gz files.
+    Yields ``(start_byte, stop_byte, first_row, first_line, rows, data)``; ``data`` is the
+    batch's bytes when ``keep`` (else empty). Byte offsets are in the decompressed stream for
+    .gz files; a leading byte order mark is skipped. A stream that breaks off raises
+    :class:`ParseError` after the complete lines before the break have been yielded.
     """
     opener = gzip.open if kind == "jsonl.gz" else open
+    if batch_size >= _WHOLE and kind == "jsonl":
+        # ik.read: the whole file is one batch, handed over as its path (polars and the byte
+        # counts map the file; the precise path reads it only when needed)
+        try:
+            size = path.stat().st_size
+            with path.open("rb") as fh:
+                head = fh.read(len(BOM))
+        except OSError as e:
+            raise ParseError(f"{path}: cannot read the file ({type(e).__name__})", type(e).__name__) from None
+        if head == BOM:
+            data = read_bytes(path)
+            if data and not data.isspace():
+                yield len(BOM), size, 0, 1, -1, data if keep else b""
+        elif size:
+            yield 0, size, 0, 1, -1, path if keep else b""
+        return
     with opener(path, "rb") as fh:
         pos = 0  # byte offset of the start of `pending`
         line_no = 1  # line number of the first line in `pending`
@@ -304,8 +540,19 @@ def _cut_lines(
         pending_rows = 0
         start, first_line, first_row = 0, 1, 0
         tail = b""
+        first = True
         while True:
-            block = fh.read(_BLOCK)
+            try:
+                block = fh.read(_BLOCK if kind == "jsonl" else _GZ_BLOCK)
+            except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as e:
+                if pending_rows:
+                    yield start, pos, first_row, first_line, pending_rows, b"\n".join(_drop_leading_blank(pending)) + b"\n" if keep else b""
+                reason = "truncated gzip stream" if isinstance(e, EOFError) else type(e).__name__
+                raise ParseError(f"{path}, line {line_no}: cannot read the rest of the file ({reason})", reason, line_no) from None
+            if first:
+                first = False
+                if block.startswith(BOM):
+                    block, pos = block[len(BOM):], len(BOM)
             data = tail + block
             if not block:
                 lines = [data] if data else []
@@ -320,42 +567,28 @@ def _cut_lines(
                         start, first_line, first_row = pos, line_no, row
                     pending_rows += 1
                     row += 1
-                if keep:
+                if keep and (pending_rows or line.strip()):
                     pending.append(line)
                 pos += nbytes
                 line_no += 1
                 if pending_rows == batch_size:
-                    yield start, pos, first_row, first_line, pending_rows, _drop_leading_blank(pending)
+                    yield start, pos, first_row, first_line, pending_rows, b"\n".join(pending) + b"\n" if keep else b""
                     pending, pending_rows = [], 0
             if not block:
                 break
         if pending_rows:
-            yield start, pos, first_row, first_line, pending_rows, _drop_leading_blank(pending)
+            yield start, pos, first_row, first_line, pending_rows, b"\n".join(pending) + b"\n" if keep else b""
 
 
 def _drop_leading_blank(lines: list[bytes]) -> list[bytes]:
-    # blank lines before a batch's first record belong to no batch
     k = 0
     while k < len(lines) and not lines[k].strip():
         k += 1
     return lines[k:]
 
 
-def _load_json_array(path: Path) -> list[Any]:
-    data = orjson.loads(path.read_bytes())
-    if not isinstance(data, list):
-        raise ValueError(f"{path}: a .json file must hold a JSON array of records")
-    return data
-
-
 def _empty() -> pl.DataFrame:
     return pl.DataFrame(schema=SCHEMA)
-
-
-def _empty_removed() -> pl.DataFrame:
-    from instructkit.schema import empty_removed
-
-    return empty_removed()
 
 
 def scan(
@@ -367,13 +600,14 @@ def scan(
     source: str | None = None,
     on_error: str = "raise",
 ) -> Scan:
-    """Lazily read JSONL, JSONL.gz, Parquet or JSON files in batches of canonical records.
+    """Lazily read data files in batches of canonical records.
 
-    ``paths`` may be a file, a directory (its data files, sorted), a glob pattern
-    (``"big/*.jsonl.gz"``, sorted) or a list of them.
+    ``paths`` may be a file, a folder (its data files, recursively, sorted), a glob pattern
+    (``"big/*.jsonl.gz"``, sorted) or a list of them: the files :func:`instructkit.read`
+    reads (json, jsonl, ndjson, each also ``.gz``, csv, tsv, parquet).
     ``format``/``mapping``/``source``/``on_error`` mean what they mean for
-    :func:`instructkit.read`. JSON arrays are parsed whole (one JSON value cannot be
-    streamed): convert big ones to JSONL or Parquet.
+    :func:`instructkit.read`. JSON documents and CSV files are parsed whole (one JSON value
+    cannot be streamed): convert big ones to JSONL or Parquet.
 
     Example:
         >>> import tempfile, pathlib, instructkit as ik
@@ -382,31 +616,4 @@ def scan(
         >>> next(iter(ik.scan(p)))["id"].to_list()
         ['d:0', 'd:1', 'd:2']
     """
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    files: list[Path] = []
-    expanded: list[Path] = []
-    for item in paths:
-        text = str(item)
-        if any(ch in text for ch in "*?[") and not Path(text).exists():
-            matches = sorted(Path(m) for m in glob.glob(text, recursive=True))
-            if not matches:
-                raise FileNotFoundError(f"{text}: the pattern matches no file")
-            expanded.extend(matches)
-        else:
-            expanded.append(Path(item))
-    for p in expanded:
-        if p.is_dir():
-            found = sorted(
-                f for f in p.iterdir()
-                if f.is_file() and f.name.lower().endswith((".jsonl", ".jsonl.gz", ".ndjson", ".parquet", ".json"))
-            )
-            if not found:
-                raise FileNotFoundError(f"{p}: directory holds no .jsonl/.jsonl.gz/.parquet/.json file")
-            files.extend(found)
-        elif p.is_file():
-            _kind(p)
-            files.append(p)
-        else:
-            raise FileNotFoundError(f"{p}: no such file or directory")
-    return Scan(files, batch_size, format, mapping, source, on_error)
+    return Scan(expand(paths), batch_size, format, mapping, source, on_error)
