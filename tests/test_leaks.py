@@ -160,14 +160,8 @@ class Corpus:
 
 
 def _assert_none(leaks: dict[str, list[str]]) -> None:
-    """No leak; a leak of the malformed line alone is the reader's excerpt (D3), until its
-    read-error details give file, line, column and error kind only."""
-    reader = "malformed_line/"
-    others = {f: [h for h in hits if not h.startswith(reader)] for f, hits in leaks.items()}
-    assert {f: hits for f, hits in others.items() if hits} == {}
-    if leaks:
-        pytest.xfail("the reader copies an excerpt of a malformed line into its read-error detail "
-                     f"(D3), cut where the scrub can no longer recognise the value: {sorted(leaks)}")
+    """No planted value, in any form, in any file."""
+    assert leaks == {}
 
 
 def _readable(path: Path) -> str:
@@ -362,12 +356,6 @@ def test_killed_streamed_run_leaks_nothing(corpus: Corpus, tmpdir_env: Path, tmp
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "10"
     _assert_none(corpus.leaks(out, tmpdir_env))
-    spills = {f for f in killed if f"{os.sep}state{os.sep}spill-" in f}
-    if killed and set(killed) == spills:
-        pytest.xfail(
-            "the streaming executor still spills pre-scrub batches to state/spill-* when a "
-            f"redacting step comes later in the pipeline (D19); leaking files: {sorted(killed)[:3]}"
-        )
     _assert_none(killed)
 
 
@@ -377,9 +365,7 @@ def test_malformed_line_leaves_no_raw_text_in_details(corpus: Corpus) -> None:
     assert read_errors.height == 1
     details = "\n".join(out.removed["detail"].drop_nulls())
     assert "@corp-mail.org" not in details
-    if "zebra-quokka" in details:
-        pytest.xfail("the reader still copies an excerpt of a malformed line into its detail (D3); "
-                     "the reader's fix gives file, line, column and error kind only")
+    assert "zebra-quokka" not in details
     assert "Malformed" not in details
 
 
