@@ -238,3 +238,38 @@ def test_card_says_what_was_not_done() -> None:
     limits = text.split("## Known limitations")[1]
     assert "not checked against evaluation benchmarks" in limits
     assert "not scrubbed for personal data" in limits
+
+
+def test_licences_travel_from_read_and_recipes_to_the_card(tmp_path: Path) -> None:
+    (tmp_path / "code.jsonl").write_text(json.dumps({"instruction": "Reverse a string in Python.", "output": "s[::-1]"}) + "\n")
+    (tmp_path / "chat.jsonl").write_text(json.dumps({"instruction": "Say hello politely.", "output": "Hello!"}) + "\n")
+    code = ik.read(tmp_path / "code.jsonl", license="cc-by-nc-4.0", origin="synthetic")
+    chat = ik.read(tmp_path / "chat.jsonl", license="apache-2.0", origin="human-written")
+    mixed = ik.concat([code, chat]).pipe(ik.dedup.exact())
+    assert mixed.sources == {"code": {"license": "cc-by-nc-4.0", "origin": "synthetic"},
+                             "chat": {"license": "apache-2.0", "origin": "human-written"}}
+    recipe = (
+        "inputs:\n"
+        "  - {path: code.jsonl, license: cc-by-nc-4.0, origin: synthetic}\n"
+        "  - {path: chat.jsonl, license: apache-2.0, origin: human-written}\n"
+        "steps: [dedup.exact]\n"
+        "output: {path: out/clean.jsonl}\n"
+        "card: {path: out/README.md, pretty_name: Mixed}\n"
+    )
+    from instructkit.pipeline import run_recipe
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run_recipe(recipe, base=tmp_path)
+    assert any("non-commercial" in str(w.message) for w in caught)
+    text = result.files["card"].read_text()
+    assert "| code | 1 | 0 | cc-by-nc-4.0 | synthetic |" in text
+    assert "| chat | 1 | 0 | apache-2.0 | human-written |" in text
+    with pytest.raises(ValueError, match="'card' section"):
+        run_recipe(recipe.replace("pretty_name: Mixed", "title: Mixed"), base=tmp_path)
+
+
+def test_to_hf_in_a_trainers_form() -> None:
+    hf = _mixed().to_hf("messages")
+    assert hf.column_names == ["messages"] and hf[0]["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert _mixed().to_hf("alpaca", ids=True).column_names == ["id", "instruction", "input", "output", "system", "history"]

@@ -316,21 +316,78 @@ class Dataset:
         """
         return self._frame.to_pandas(use_pyarrow_extension_array=True)
 
-    def to_hf(self) -> Any:
-        """The records as a Hugging Face ``datasets.Dataset`` with the canonical columns
-        (needs ``datasets``), through Arrow; :func:`instructkit.from_hf` takes it back.
+    def to_hf(self, format: str | None = None, *, ids: bool = False, conversational: bool = False) -> Any:
+        """The records as a Hugging Face ``datasets.Dataset`` (needs ``datasets``), through Arrow.
+
+        Without ``format``: the canonical columns, which :func:`instructkit.from_hf` takes
+        back. With ``format="messages"`` (system turn first; what trl's ``SFTTrainer`` reads),
+        ``"prompt_completion"`` or ``"alpaca"`` (with ``history``): a trainer's form, see
+        :mod:`instructkit.io.handoff`.
 
         Example:
             >>> import instructkit as ik
             >>> ds = ik.Dataset.from_records([{"instruction": "a", "output": "b"}])
             >>> ik.from_hf(ds.to_hf()).to_polars().equals(ds.to_polars())
             True
+            >>> ds.to_hf("messages")[0]["messages"][-1]
+            {'role': 'assistant', 'content': 'b'}
         """
         try:
             import datasets
         except ImportError as e:
             raise ImportError("to_hf() needs the 'datasets' package: pip install datasets") from e
-        return datasets.Dataset(self._frame.to_arrow())
+        if format is None:
+            return datasets.Dataset(self._frame.to_arrow())
+        from instructkit.io.handoff import trainer_frame
+
+        return datasets.Dataset(trainer_frame(self._frame, format, ids=ids, conversational=conversational).to_arrow())  # type: ignore[arg-type]
+
+    def push_to_hub(self, repo_id: str, *, private: bool = True, **options: Any) -> str:
+        """Upload as a Hub dataset repository with its card: see :func:`instructkit.push_to_hub`.
+
+        Example:
+            >>> ds.push_to_hub("me/clean-set", license="apache-2.0")  # doctest: +SKIP
+        """
+        from instructkit.io.export import push_to_hub
+
+        return push_to_hub(self, repo_id, private=private, **options)
+
+    @property
+    def sources(self) -> dict[str, dict[str, str]]:
+        """Licence and origin of each source, as ``ik.read(..., license=, origin=)`` or a
+        recipe's input keys gave them (``{}`` when none was given).
+
+        Example:
+            >>> import instructkit as ik
+            >>> ik.Dataset.from_records([{"instruction": "a"}], source="s").with_sources(
+            ...     {"s": {"license": "mit"}}).sources
+            {'s': {'license': 'mit'}}
+        """
+        out: dict[str, dict[str, str]] = {}
+        for record in self._history:
+            for name, notes in record.extra.get("sources", {}).items():
+                out.setdefault(name, {}).update(notes)
+        return out
+
+    def with_sources(self, sources: Mapping[str, Mapping[str, str]]) -> Dataset:
+        """The same data with licence / origin notes for sources, kept in the history.
+
+        Example:
+            >>> import instructkit as ik
+            >>> ds = ik.Dataset.from_records([{"instruction": "a"}], source="s")
+            >>> ds.with_sources({"s": {"origin": "synthetic"}}).sources["s"]["origin"]
+            'synthetic'
+        """
+        from dataclasses import replace
+
+        notes = {str(k): {str(a): str(b) for a, b in v.items()} for k, v in sources.items()}
+        if not self._history:
+            return Dataset(self._frame, self._removed, [StepRecord(
+                "sources", "read", "", len(self), len(self), 0, {}, 0.0, {"sources": notes})])
+        first = self._history[0]
+        merged = {**first.extra.get("sources", {}), **notes}
+        head = replace(first, extra={**first.extra, "sources": merged})
+        return Dataset(self._frame, self._removed, [head, *self._history[1:]])
 
     # internals ----------------------------------------------------------------------------
     def _replace(self, frame: pl.DataFrame) -> Dataset:

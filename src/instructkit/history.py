@@ -110,8 +110,21 @@ def merge_records(records: Sequence[StepRecord], seconds: float = 0.0) -> StepRe
         removed=sum(r.removed for r in records),
         by_reason=dict(reasons.most_common()),
         seconds=sum(r.seconds for r in records) + seconds,
-        extra=dict(first.extra),
+        extra=_merge_extra(records),
     )
+
+
+def _merge_extra(records: Sequence[StepRecord]) -> dict[str, Any]:
+    """The parts' ``extra``: mappings (such as the ``sources`` of reads) are united, any
+    other value is the first part's."""
+    out: dict[str, Any] = {}
+    for r in records:
+        for key, value in r.extra.items():
+            if key in out and isinstance(out[key], Mapping) and isinstance(value, Mapping):
+                out[key] = {**value, **out[key]}
+            else:
+                out.setdefault(key, value)
+    return out
 
 
 def merge_histories(

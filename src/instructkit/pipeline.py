@@ -171,7 +171,9 @@ class RecipeResult:
 RUN_OPTIONS = ("executor", "batch_size", "output", "format", "resume", "address", "num_cpus")
 
 #: Top-level sections of a recipe.
-SECTIONS = ("inputs", "steps", "mix", "split", "output", "removed", "report", "run")
+SECTIONS = ("inputs", "steps", "mix", "split", "output", "removed", "report", "card", "run")
+#: Keys of a recipe's ``card:`` section (see :func:`instructkit.card`); a string is its path.
+CARD_KEYS = ("path", "license", "pretty_name", "limitations")
 
 #: Keys an input entry may hold besides ``path`` and ``ik.read``'s options: kept with the
 #: input in ``RecipeResult.inputs`` and the run record, for the dataset card.
@@ -258,6 +260,13 @@ def run_recipe(
         from instructkit.reports.html import report
 
         result.files["report"] = Path(report(result.dataset, base / config["report"]))
+    if config.get("card"):
+        from instructkit.reports.card import card
+
+        spec = {"path": config["card"]} if isinstance(config["card"], str) else dict(config["card"])
+        target = base / spec.pop("path")
+        card(result.dataset, target, **spec)
+        result.files["card"] = target
     if result.files:
         from instructkit.provenance import write_run_record
 
@@ -334,6 +343,11 @@ def check_recipe(config: Mapping[str, Any]) -> None:
     for name in ("removed", "report"):
         if config.get(name) is not None and not isinstance(config[name], str):
             raise ValueError(f"the recipe's {name!r} is a file path, got {config[name]!r}")
+    card = config.get("card")
+    if card is not None and not isinstance(card, str):
+        if not isinstance(card, Mapping) or "path" not in card:
+            raise ValueError(f"the recipe's 'card' is a path or {{path: README.md, license: ...}}, got {card!r}")
+        _check_keys("the recipe's 'card' section", card, CARD_KEYS)
 
 
 def write_removed(removed: pl.DataFrame, path: str | Path) -> Path:
@@ -357,7 +371,7 @@ def _run_out_of_core(config: dict[str, Any], base: Path, options: dict[str, Any]
     from instructkit.executors import run
     from instructkit.io.scan import scan
 
-    in_memory = sorted(k for k in ("mix", "split", "output", "removed", "report") if config.get(k))
+    in_memory = sorted(k for k in ("mix", "split", "output", "removed", "report", "card") if config.get(k))
     if in_memory:
         raise ValueError(
             f"recipe section(s) {in_memory} need the whole dataset in memory, and this recipe runs "
@@ -503,7 +517,7 @@ def _read_inputs(entries: list[dict[str, Any]]) -> Dataset:
 
     datasets = []
     for entry in entries:
-        options = {k: v for k, v in entry.items() if k not in ("path", *INPUT_NOTES)}
+        options = {k: v for k, v in entry.items() if k != "path"}
         datasets.append(read(entry["path"], **options))
     return datasets[0] if len(datasets) == 1 else concat(datasets)
 

@@ -39,6 +39,9 @@ def read(
     mapping: Mapping[str, str] | None = None,
     source: str | None = None,
     on_error: str = "raise",
+    *,
+    license: str | None = None,
+    origin: str | None = None,
 ) -> Dataset:
     """Read .json, .jsonl / .ndjson (each also .gz), .csv, .tsv or .parquet files, or folders
     (recursively) and globs of them: :func:`instructkit.scan` collected into one Dataset.
@@ -54,6 +57,11 @@ def read(
     ``removed`` (reasons ``parse_error``, ``missing_field``, ``invalid_record``,
     ``read_error``) instead of raising; its ``detail`` names the file, line and error kind,
     never the text.
+
+    ``license`` (an SPDX id such as ``cc-by-nc-4.0``) and ``origin`` (``human-written``,
+    ``templated``, ``synthetic``, ...) describe the sources read; they travel in the
+    ``read`` record of the history (``extra["sources"]``), through concat and mix, to the
+    dataset card (:func:`instructkit.card`).
 
     Example:
         >>> import tempfile, pathlib, instructkit as ik
@@ -74,7 +82,12 @@ def read(
         formats.append(f"{Path(split.path).name}: {_format_of(split, reader.formats, mapping)}")
     n_raw = sum(f.height for f in frames) + sum(r.height for r in removed)
     what = "; ".join(dict.fromkeys(formats))
-    return assemble(frames, removed, n_raw, time.perf_counter() - start, what=what)
+    dataset = assemble(frames, removed, n_raw, time.perf_counter() - start, what=what)
+    if license is None and origin is None:
+        return dataset
+    notes = {k: v for k, v in (("license", license), ("origin", origin)) if v is not None}
+    names = [split.source for split in reader.splits()]
+    return dataset.with_sources({name: notes for name in dict.fromkeys(names)})
 
 
 def _format_of(split: Any, formats: Mapping[str, str], mapping: Mapping[str, str] | None) -> str:

@@ -1,7 +1,7 @@
 """``ik.card``: a Hugging Face dataset card (README.md with YAML metadata) for a clean dataset.
 
-The card is built from what the data carries: the ``license`` and ``origin`` columns that
-``ik.read(..., license=, origin=)`` or a recipe's input keys set per source, the ``lang``
+The card is built from what the data carries: the licence and origin of each source that
+``ik.read(..., license=, origin=)`` or a recipe's input keys recorded (``ds.sources``), the ``lang``
 column of ``ik.langid``, the step history and the removed log. The metadata is checked by
 round-tripping it through ``huggingface_hub``'s ``DatasetCard`` / ``DatasetCardData``.
 """
@@ -59,8 +59,8 @@ def source_table(dataset: Dataset, sources: Mapping[str, Mapping[str, str]] | No
     """One row per source: records kept and removed, licence and origin.
 
     Licence and origin come from ``sources`` (``{name: {"license": ..., "origin": ...}}``),
-    else from the records' ``license`` / ``origin`` columns; ``"unspecified"`` when neither
-    says.
+    else from what the data carries (``dataset.sources``: ``ik.read(..., license=,
+    origin=)`` or a recipe's input keys); ``"unspecified"`` when neither says.
 
     Example:
         >>> import instructkit as ik
@@ -72,29 +72,19 @@ def source_table(dataset: Dataset, sources: Mapping[str, Mapping[str, str]] | No
     names = pl.concat([frame["source"], removed["source"]]).drop_nulls().unique(maintain_order=True)
     kept = frame.group_by("source").len("kept")
     gone = removed.group_by("source").len("removed")
-    extra = [c for c in ("license", "origin") if c in frame.columns]
-    given = (
-        frame.group_by("source", maintain_order=True).agg(
-            [pl.col(c).drop_nulls().unique(maintain_order=True).str.join(", ") for c in extra]
-        )
-        if extra
-        else pl.DataFrame({"source": []}, schema={"source": pl.String})
-    )
+    notes = {name: dict(v) for name, v in dataset.sources.items()}
+    for name, given in (sources or {}).items():
+        notes.setdefault(name, {}).update(given)
     table = (
         pl.DataFrame({"source": names})
         .join(kept, on="source", how="left")
         .join(gone, on="source", how="left")
-        .join(given, on="source", how="left")
         .with_columns(pl.col("kept", "removed").fill_null(0).cast(pl.Int64))
     )
-    for column in ("license", "origin"):
-        from_arg = {name: (spec or {}).get(column) for name, spec in (sources or {}).items()}
-        values = [
-            from_arg.get(src) or (row.get(column) or None) or "unspecified"
-            for src, row in zip(table["source"], table.iter_rows(named=True), strict=True)
-        ]
-        table = table.with_columns(pl.Series(column, values, dtype=pl.String))
-    return table.select("source", "kept", "removed", "license", "origin")
+    return table.with_columns(
+        pl.Series(column, [notes.get(s, {}).get(column) or "unspecified" for s in table["source"]], dtype=pl.String)
+        for column in ("license", "origin")
+    ).select("source", "kept", "removed", "license", "origin")
 
 
 def licence_warnings(table: pl.DataFrame, license: str | None) -> list[str]:
