@@ -158,6 +158,8 @@ class RecipeResult:
     files: dict[str, Path] = field(default_factory=dict)
     run: RunResult | None = None
     inputs: list[dict[str, Any]] = field(default_factory=list)
+    #: The fine-tune a ``finetune:`` section ran (:class:`instructkit.training.qlora.FinetuneResult`).
+    finetune: Any = None
 
     def report(self) -> pl.DataFrame:
         """Per step: records in and out, removed by reason, seconds."""
@@ -171,7 +173,7 @@ class RecipeResult:
 RUN_OPTIONS = ("executor", "batch_size", "output", "format", "resume", "address", "num_cpus")
 
 #: Top-level sections of a recipe.
-SECTIONS = ("inputs", "steps", "mix", "split", "output", "removed", "report", "card", "run")
+SECTIONS = ("inputs", "steps", "mix", "split", "output", "removed", "report", "card", "finetune", "run")
 #: Keys of a recipe's ``card:`` section (see :func:`instructkit.card`); a string is its path.
 CARD_KEYS = ("path", "license", "pretty_name", "limitations")
 
@@ -275,6 +277,13 @@ def run_recipe(
             first.parent, recipe=text, inputs=entries, history=dataset.history,
             seeds=_recipe_seeds(config), outputs=dict(result.files),
         )
+    if config.get("finetune"):
+        from instructkit.training.config import resolve_paths
+        from instructkit.training.qlora import finetune
+
+        options = resolve_paths(config["finetune"], base)
+        written = [str(result.files["output"])] if "output" in result.files else None
+        result.finetune = finetune(result.dataset, eval_dataset=result.eval, data_files=written, **options)
     return result
 
 
@@ -343,6 +352,12 @@ def check_recipe(config: Mapping[str, Any]) -> None:
     for name in ("removed", "report"):
         if config.get(name) is not None and not isinstance(config[name], str):
             raise ValueError(f"the recipe's {name!r} is a file path, got {config[name]!r}")
+    if config.get("finetune") is not None:
+        from instructkit.training.config import check_config
+
+        if not isinstance(config["finetune"], Mapping):
+            raise ValueError(f"the recipe's 'finetune' section is a mapping of finetune options, got {config['finetune']!r}")
+        check_config(config["finetune"], "the recipe's 'finetune' section", allow_data=False)
     card = config.get("card")
     if card is not None and not isinstance(card, str):
         if not isinstance(card, Mapping) or "path" not in card:
@@ -371,7 +386,7 @@ def _run_out_of_core(config: dict[str, Any], base: Path, options: dict[str, Any]
     from instructkit.executors import run
     from instructkit.io.scan import scan
 
-    in_memory = sorted(k for k in ("mix", "split", "output", "removed", "report", "card") if config.get(k))
+    in_memory = sorted(k for k in ("mix", "split", "output", "removed", "report", "card", "finetune") if config.get(k))
     if in_memory:
         raise ValueError(
             f"recipe section(s) {in_memory} need the whole dataset in memory, and this recipe runs "

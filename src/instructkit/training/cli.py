@@ -22,9 +22,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Fine-tune BASE_MODEL with LoRA adapters (4-bit QLoRA by default) on the "
         "records of DATA; the adapter, logs and loss curve go to OUTPUT.",
     )
-    p.add_argument("data", nargs="+", help="data file(s), folder or glob (any format ik.read reads)")
-    p.add_argument("--base-model", required=True, help="local model folder or hub id")
-    p.add_argument("--output", required=True, help="output folder for the adapter and logs")
+    p.add_argument("data", nargs="*", help="data file(s), folder or glob (any format ik.read reads)")
+    p.add_argument("--config", default=None,
+                   help="a YAML file holding the whole run (data, base_model, output_dir and any "
+                   "finetune option; see docs/finetune.md); no other option may be given with it")
+    p.add_argument("--base-model", default=None, help="local model folder or hub id")
+    p.add_argument("--output", default=None, help="output folder for the adapter and logs")
     p.add_argument("--format", default=None, help="input format (default: detected)")
     p.add_argument("--template", default="alpaca",
                    help="prompt format: alpaca, llama2, chatml, vicuna, chat_template or a .json")
@@ -71,6 +74,17 @@ def run(args: argparse.Namespace) -> int:
     from instructkit.io.read import read
     from instructkit.training.qlora import finetune
 
+    if args.config is not None:
+        given = [f"--{k.replace('_', '-')}" for k in ("base_model", "output") if getattr(args, k)]
+        if args.data or given:
+            return _usage(f"--config holds the whole run; drop {args.data + given}")
+        from instructkit.training.config import finetune_from_config
+
+        return _summary(finetune_from_config(args.config))
+    missing = [f for f, v in (("DATA", args.data), ("--base-model", args.base_model), ("--output", args.output)) if not v]
+    if missing:
+        return _usage(f"give {', '.join(missing)}, or --config FILE")
+
     dataset = read(args.data, format=args.format)
     eval_dataset = read(args.eval_data, format=args.format) if args.eval_data else None
     targets = args.target_modules
@@ -109,6 +123,17 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         data_files=args.data,
     )
+    return _summary(result)
+
+
+def _usage(message: str) -> int:
+    import sys
+
+    print(f"instructkit finetune: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _summary(result: Any) -> int:
     res = result.run["result"]
     tok = result.run["tokenization"]
     print(result)

@@ -134,6 +134,12 @@ def finetune(
     hyperparameters["base_model"] = str(base_model)
     hyperparameters["output_dir"] = str(output_dir)
     _check_args(hyperparameters)
+    from instructkit.training.config import check_base_model, check_target_modules
+
+    # before anything heavy loads: a bad path or module name fails in a second, not after a load
+    check_base_model(base_model)
+    if Path(str(base_model)).expanduser().exists():
+        check_target_modules(base_model, target_modules)
 
     import torch
 
