@@ -273,3 +273,22 @@ def test_default_quality_rules_keep_what_a_careful_reader_keeps(shared_data):
     old = false_removals("alpaca_blacklist")
     assert len(old) / len(keep) > 0.05
     assert {r["reason"] for r in old} >= {"files"}
+
+
+def test_max_tokens_counts_with_the_training_tokenizer(tmp_path) -> None:
+    from tiny_llama import build_tokenizer
+
+    tok = build_tokenizer()
+    records = [{"instruction": "Name a fruit.", "output": "An apple is a fruit. " * k} for k in (1, 5, 30)]
+    ds = ik.Dataset.from_records(records)
+    lengths = [len(tok(r["output"], add_special_tokens=False)["input_ids"]) for r in records]
+    limit = lengths[1]
+    out = ds.pipe(ik.quality(max_tokens={"output": limit}, tokenizer=tok))
+    assert len(out) == 2 and out.removed["id"].to_list() == ["records:2"]
+    assert json.loads(out.removed["detail"][0]) == {"field": "output", "limit": limit, "unit": "tokens", "value": lengths[2]}
+    tok.save_pretrained(tmp_path / "tok")
+    whole = ds.pipe(ik.quality(max_tokens=limit, tokenizer=str(tmp_path / "tok")))
+    assert whole.removed["id"].to_list() == ["records:1", "records:2"], "the whole record counts: instruction too"
+    assert json.loads(whole.removed["detail"][0])["field"] == "record"
+    with pytest.raises(ValueError, match="needs tokenizer"):
+        ik.quality(max_tokens=10)

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
 
-from instructkit.text import text_pieces
+from instructkit.schema import TEXT_FIELDS
+from instructkit.text import record_text, text_pieces
 from instructkit.transform import Filter, detail_expr
 
 #: Refusal and boilerplate phrases that mark a useless answer (matched case-insensitively).
@@ -80,6 +82,11 @@ class Quality(Filter):
         refusals: phrases searched in the output (case-insensitive); None disables.
         blacklist: whole words or phrases searched in the instruction, or ``"alpaca"`` for
             :data:`BLACKLIST`; None (the default) disables the rule.
+        max_tokens: token-length limits with the training tokenizer: per field
+            (``{"output": 2048}``), or one number for the whole record (every field and turn,
+            joined), reason ``too_long`` with ``unit: "tokens"``. Needs ``tokenizer``.
+        tokenizer: a Hugging Face tokenizer, or the path of a local folder holding one; texts
+            are counted in batches, without special tokens.
 
     Example:
         >>> import instructkit as ik
@@ -105,6 +112,8 @@ class Quality(Filter):
         max_words: Bounds = None,
         refusals: Sequence[str] | None = REFUSALS,
         blacklist: Sequence[str] | str | None = None,
+        max_tokens: Bounds | int = None,
+        tokenizer: Any = None,
     ) -> None:
         if isinstance(blacklist, str) and blacklist not in NAMED_BLACKLISTS:
             raise ValueError(
@@ -121,8 +130,29 @@ class Quality(Filter):
         self.max_chars = max_chars
         self.min_words = min_words
         self.max_words = max_words
+        if max_tokens is not None and tokenizer is None:
+            raise ValueError("max_tokens needs tokenizer= (a Hugging Face tokenizer or its local folder)")
+        token_bounds = {} if max_tokens is None or isinstance(max_tokens, int) else max_tokens
+        for field in token_bounds:
+            if field not in ("instruction", "input", "output", "system"):
+                raise ValueError(f"max_tokens on unknown field {field!r}")
         self.refusals = refusals
         self.blacklist = blacklist
+        self.max_tokens = max_tokens
+        self.tokenizer = tokenizer
+        self._loaded_tokenizer: Any = None
+
+    def _count_tokens(self, texts: list[str]) -> list[int]:
+        if self._loaded_tokenizer is None:
+            if isinstance(self.tokenizer, (str, Path)):
+                from transformers import AutoTokenizer
+
+                self._loaded_tokenizer = AutoTokenizer.from_pretrained(str(self.tokenizer))
+            else:
+                self._loaded_tokenizer = self.tokenizer
+        if not texts:
+            return []
+        return [len(ids) for ids in self._loaded_tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
     def reasons(self, frame: pl.DataFrame) -> pl.DataFrame:
         cache: dict[str, pl.DataFrame] = {}
@@ -147,6 +177,20 @@ class Quality(Filter):
                 cond = m < limit if op == "<" else m > limit
                 why = {"limit": pl.lit(limit, dtype=pl.Int64), "unit": pl.lit(unit), "value": m.cast(pl.Int64)}
                 rules.append((*_first(frame.height, pieces(field), cond, why), reason))  # type: ignore[arg-type]
+        if self.max_tokens is not None:
+            if isinstance(self.max_tokens, int):
+                whole = record_text(frame, TEXT_FIELDS, separator="\n")
+                targets = {"record": (pl.DataFrame({
+                    "row": pl.int_range(frame.height, eager=True, dtype=pl.Int64), "field": "record",
+                    "turn": pl.Series([None] * frame.height, dtype=pl.Int64), "text": whole.fill_null("")}),
+                    self.max_tokens)}
+            else:
+                targets = {f: (pieces(f), limit) for f, limit in self.max_tokens.items()}
+            for field_pieces, limit in targets.values():
+                counted = field_pieces.with_columns(
+                    pl.Series("tokens", self._count_tokens(field_pieces["text"].fill_null("").to_list()), dtype=pl.Int64))
+                why = {"limit": pl.lit(limit, dtype=pl.Int64), "unit": pl.lit("tokens"), "value": pl.col("tokens")}
+                rules.append((*_first(frame.height, counted, pl.col("tokens") > limit, why), "too_long"))  # type: ignore[arg-type]
         if self.refusals:
             pattern = "(?i)(" + "|".join(re.escape(p) for p in self.refusals) + ")"
             found = text.str.extract(pattern, 1)
