@@ -102,6 +102,7 @@ class Pipeline:
         """Load the steps of a YAML recipe (a file path or the YAML text itself).
 
         Example:
+            >>> import instructkit as ik
             >>> ik.Pipeline.from_yaml("steps: [normalize, {quality: {empty_output: false}}]")
             Pipeline([
               Normalize(),
