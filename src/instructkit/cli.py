@@ -52,8 +52,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         >>> main(["stats", "/no/such/file.jsonl"])
         1
     """
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        parser = build_parser()  # imports instructkit and the plugins: Ctrl-C may land here
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        print("instructkit: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     configure_logging(args.log_level or _verbosity(args.verbose))
     if not getattr(args, "func", None):
         parser.print_help()
