@@ -233,6 +233,49 @@ def _run_tests(src_dir: Path, tests: list[str], timeout: float) -> tuple[str, fl
     raise RuntimeError(f"pytest exited {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
 
 
+def argv_text(argv: list[str] | None) -> str:
+    """The command line that ran this script, quoted so it can be pasted back."""
+    args = sys.argv[1:] if argv is None else argv
+    return "python scripts/mutation.py " + " ".join(shlex.quote(a) for a in args)
+
+
+def write_section(page: Path, file: str, found: list[Mutant], equivalent: dict[str, str],
+                  command: str) -> None:
+    """Replace (or add) the ``## file`` section of ``page`` with this run's score."""
+    counts = Counter(m.status for m in found)
+    scored = len(found) - counts["equivalent"]
+    killed = counts["killed"] + counts["timeout"]
+    lines = [
+        f"## {file}", "",
+        f"**{killed}/{scored} non-equivalent mutants killed ({killed / max(scored, 1):.1%})**; "
+        f"{len(found)} mutants, {counts['equivalent']} equivalent, {counts['timeout']} of the "
+        f"killed by timeout, {counts['survived']} survived.", "",
+        "    " + command, "",
+    ]
+    if counts["equivalent"]:
+        lines += ["Equivalent (not run):", ""]
+        lines += [f"- `{m.name}` (line {m.line}): {equivalent[m.name]}"
+                  for m in found if m.status == "equivalent"]
+        lines.append("")
+    if counts["survived"]:
+        lines += ["Survived:", ""]
+        lines += [f"- `{m.name}` (line {m.line})" for m in found if m.status == "survived"]
+        lines.append("")
+    section = "\n".join(lines)
+    text = page.read_text(encoding="utf-8") if page.exists() else (
+        "# Mutation testing\n\nScores of `scripts/mutation.py` (see its docstring): each mutant "
+        "changes one operator, comparison, constant, condition, return or raise of the file; it "
+        "is killed when the listed tests fail on it.\n")
+    head, sep, rest = text.partition(f"\n## {file}\n")
+    if sep:  # drop the old section, up to the next one
+        nxt = rest.find("\n## ")
+        rest = rest[nxt + 1:] if nxt >= 0 else ""
+        text = head.rstrip("\n") + "\n\n" + section + ("\n" + rest if rest else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    page.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("file", type=Path, help="source file under src/ to mutate")
@@ -243,6 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--equivalent", type=Path, default=None,
                         help="JSON {mutant name: why it is equivalent}; those are not run")
     parser.add_argument("--json", type=Path, default=None, help="write every mutant's result here")
+    parser.add_argument("--markdown", type=Path, default=None,
+                        help="write (or replace) this file's section in a results page, e.g. "
+                             "benchmarks/results/mutation.md")
+    parser.add_argument("--rerun-survivors", type=Path, default=None, metavar="JSON",
+                        help="a previous --json: keep its killed mutants, run only the others "
+                             "(after adding tests: tests only added kill at least as much)")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help="run only this mutant (repeatable) and print its diff")
@@ -266,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown mutants: {sorted(unknown)}")
         found = [m for m in found if m.name in args.only]
     tests = shlex.split(args.tests)
+    previous: dict[str, dict] = {}
+    if args.rerun_survivors:
+        previous = {m["name"]: m for m in json.loads(args.rerun_survivors.read_text())["mutants"]}
     # a plain `kill` still removes the private copy of src/
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
@@ -283,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
             for m in found:
                 if m.name in equivalent:
                     m.status = "equivalent"
+                    continue
+                if previous.get(m.name, {}).get("status") in ("killed", "timeout"):
+                    m.status, m.seconds = previous[m.name]["status"], previous[m.name]["seconds"]
                     continue
                 mutated = mutated_source(source, m.index)
                 if args.only:
@@ -305,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     for m in found:
         if m.status == "survived":
             print(f"  survived  L{m.line:<4d} {m.name}")
+    if args.markdown and not args.only:
+        write_section(args.markdown, str(Path("src") / rel), found, equivalent, argv_text(argv))
     if args.json:
         args.json.write_text(json.dumps({
             "file": str(Path("src") / rel), "tests": args.tests, "killed": killed, "scored": scored,

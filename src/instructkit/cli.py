@@ -99,8 +99,7 @@ def describe_error(
     import yaml
 
     stdin = getattr(error, "_ik_stdin", None)
-    if isinstance(error, ImportError) and not isinstance(error, ModuleNotFoundError) \
-            and "pip install" in str(error):
+    if isinstance(error, ImportError) and "pip install" in str(error):
         return _one_line(str(error))
     if isinstance(error, ImportError):
         return _missing_package(error)
@@ -112,7 +111,7 @@ def describe_error(
             if isinstance(error, yaml.constructor.ConstructorError) and "tag" in problem else ""
         return _name_file(f"{where}{problem}{hint}", files, outputs)
     if isinstance(error, OSError) and error.filename is not None and error.strerror:
-        return f"{error.filename}: {error.strerror}"
+        return f"{'<stdin>' if error.filename == stdin else error.filename}: {error.strerror}"
     message = _one_line(str(error)) or type(error).__name__
     if stdin:
         message = message.replace(stdin, "<stdin>")
@@ -124,7 +123,7 @@ def describe_error(
 
 def _is_user_error(error: BaseException) -> bool:
     """Errors that come from the input (files, recipes, arguments), not from instructkit."""
-    if isinstance(error, (ValueError, OSError, EOFError, LookupError)):
+    if isinstance(error, (ValueError, OSError, EOFError)):
         return True
     module = type(error).__module__ or ""
     # polars (ComputeError, SchemaError...), pyarrow (ArrowInvalid...), gzip/zlib, csv
