@@ -80,11 +80,24 @@ def test_map_runs_in_slices_of_batch_size_and_reports_the_slice_count(monkeypatc
     assert totals == [(3, "", "batch")]
 
 
-def test_map_at_batch_size_runs_in_one_piece(monkeypatch):
+def spy_progress(monkeypatch) -> list[tuple]:
+    """Record the (total, desc, unit) of every progress bar transform.py opens."""
+    calls: list[tuple] = []
+
+    def spy(iterable, total=None, desc="", unit=""):
+        calls.append((total, desc, unit))
+        return iterable
+
+    monkeypatch.setattr(T, "progress", spy)
+    return calls
+
+
+def test_map_at_batch_size_runs_in_one_piece_without_a_bar(monkeypatch):
+    bars = spy_progress(monkeypatch)
     monkeypatch.setattr(CountingMap, "batch_size", 4)
     step = CountingMap()
     records(4).pipe(step)
-    assert step.sizes == [4]
+    assert step.sizes == [4] and bars == []
 
 
 def test_global_step_decides_over_every_slice_at_once(monkeypatch):
@@ -106,11 +119,12 @@ def test_global_step_decides_over_every_slice_at_once(monkeypatch):
     assert out.removed.height == 6 and set(out.removed["reason"]) == {"seen_twice"}
 
 
-def test_global_step_at_batch_size_is_observed_once(monkeypatch):
+def test_global_step_at_batch_size_is_observed_once_without_a_bar(monkeypatch):
+    bars = spy_progress(monkeypatch)
     monkeypatch.setattr(SeenTwice, "batch_size", 10)
     step = SeenTwice()
     records(10, dup_every=4).pipe(step)
-    assert step.observed == [10]
+    assert step.observed == [10] and bars == []
 
 
 def test_builtin_global_steps_give_the_same_result_observed_in_slices(monkeypatch):
@@ -359,3 +373,11 @@ def test_exact_against_reference_only_drops_the_new_records():
     assert out.to_polars()["id"].to_list() == ["new:1"]
     assert out.removed["id"].to_list() == ["new:0"]
     assert json.loads(out.removed["detail"][0])["kept"].startswith("ref:")
+
+
+def test_exact_against_reference_keeps_the_reference_even_when_shorter():
+    ref = ik.Dataset.from_records([{"instruction": "q", "output": "a"}], source="ref")
+    new = ik.Dataset.from_records([{"instruction": "Q!!!", "output": "A..."}], source="new")
+    out = new.pipe(ik.dedup.exact(against=ref, keep="longest"))
+    assert len(out) == 0 and json.loads(out.removed["detail"][0])["kept"] == "ref:0"
+    assert len(new.pipe(ik.dedup.exact(keep="longest"))) == 1
