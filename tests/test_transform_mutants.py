@@ -381,3 +381,11 @@ def test_exact_against_reference_keeps_the_reference_even_when_shorter():
     out = new.pipe(ik.dedup.exact(against=ref, keep="longest"))
     assert len(out) == 0 and json.loads(out.removed["detail"][0])["kept"] == "ref:0"
     assert len(new.pipe(ik.dedup.exact(keep="longest"))) == 1
+
+
+def test_exact_without_normalization_compares_the_raw_text():
+    rows = [{"instruction": "Say hi!", "output": "Hi"}, {"instruction": "say hi", "output": "hi"},
+            {"instruction": "Say hi!", "output": "Hi"}]
+    out = ik.Dataset.from_records(rows, source="s").pipe(ik.dedup.exact(normalize=False))
+    assert out.to_polars()["id"].to_list() == ["s:0", "s:1"]
+    assert out.removed["id"].to_list() == ["s:2"]
