@@ -236,7 +236,13 @@ def _run_tests(src_dir: Path, tests: list[str], timeout: float) -> tuple[str, fl
 def argv_text(argv: list[str] | None) -> str:
     """The command line that ran this script, quoted so it can be pasted back."""
     args = sys.argv[1:] if argv is None else argv
-    return "python scripts/mutation.py " + " ".join(shlex.quote(a) for a in args)
+
+    def quote(arg: str) -> str:
+        if arg == shlex.quote(arg) or any(c in arg for c in '"$`\\!'):
+            return shlex.quote(arg)
+        return f'"{arg}"'  # reads better than shlex's '...'"'"'...' around inner quotes
+
+    return "python scripts/mutation.py " + " ".join(quote(a) for a in args)
 
 
 def write_section(page: Path, file: str, found: list[Mutant], equivalent: dict[str, str],
