@@ -11,6 +11,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+from extras import require
 
 import instructkit as ik
 from instructkit.profiling import cli
@@ -118,7 +119,7 @@ def test_sweep_reruns_other_params_and_says_so(tmp_path: Path) -> None:
 
 
 def test_sweep_langid_predicts_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    langid = pytest.importorskip("instructkit.filters.langid")
+    langid = require("instructkit.filters.langid")
     calls = []
     original = langid.LangID.predict
 
@@ -139,7 +140,7 @@ def test_sweep_langid_predicts_once(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_bench_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("instructkit.dedup")  # registers dedup.* for the recipe
+    require("instructkit.dedup")  # registers dedup.* for the recipe
     recipe = tmp_path / "r.yaml"
     recipe.write_text("steps:\n  - normalize: {}\n  - dedup.exact: {}\n")
     data = tmp_path / "d.jsonl"

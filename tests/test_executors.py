@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import polars as pl
 import pytest
+from extras import require
 
 import instructkit as ik
 from instructkit.executors import run
@@ -116,7 +117,7 @@ def test_streaming_equals_in_memory(jsonl: Path, tmp_path: Path, fmt: str) -> No
 
 
 def test_streaming_real_dedup_equals_in_memory(tmp_path: Path) -> None:
-    dedup = pytest.importorskip("instructkit.dedup")
+    dedup = require("instructkit.dedup")
     corpus = ik.synth.corpus(3_000, seed=2, dup_fraction=0.3, path=tmp_path / "c.jsonl")
     steps = [dedup.exact(), dedup.minhash(threshold=0.7, num_perm=64)]
     memory = ik.Dataset(pl.concat(list(ik.scan(corpus.path)))).pipe(*steps)
@@ -544,10 +545,10 @@ def mixed_inputs(tmp_path: Path) -> Scan:
 
 
 def test_ray_equals_local(mixed_inputs: Scan, tmp_path: Path) -> None:
-    pytest.importorskip("ray", reason="the Ray executor needs ray (pip install instructkit[ray])")
+    require("ray", reason="the Ray executor needs ray (pip install instructkit[ray])")
     import ray
 
-    dedup = pytest.importorskip("instructkit.dedup")
+    dedup = require("instructkit.dedup")
     toy = ik.benchmarks.from_records("toy", [{"q": BENCH_ITEM}], ["q"])
     steps = [
         *STEPS,
@@ -592,7 +593,7 @@ def test_ray_equals_local(mixed_inputs: Scan, tmp_path: Path) -> None:
 def test_band_shuffle_finds_the_local_pairs() -> None:
     """The Ray band shuffle gives the candidate pairs, and so the drops, of the local grouping,
     with and without a reference set."""
-    pytest.importorskip("ray", reason="the Ray executor needs ray (pip install instructkit[ray])")
+    require("ray", reason="the Ray executor needs ray (pip install instructkit[ray])")
     import numpy as np
     import ray
 
@@ -625,7 +626,7 @@ def test_band_shuffle_finds_the_local_pairs() -> None:
 
 
 def test_ray_blocks_roundtrip(mixed_inputs: Scan) -> None:
-    pytest.importorskip("ray", reason="the Ray executor needs ray (pip install instructkit[ray])")
+    require("ray", reason="the Ray executor needs ray (pip install instructkit[ray])")
     from instructkit.executors.ray import decode, encode
 
     conversation = ik.Dataset.from_records([{"messages": [

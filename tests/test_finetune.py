@@ -7,11 +7,12 @@ import json
 import os
 
 import pytest
+from extras import require
 
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
-pytest.importorskip("peft")
-pytest.importorskip("bitsandbytes")
+require("torch")
+require("transformers")
+require("peft")
+require("bitsandbytes")
 
 import torch  # noqa: E402
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from extras import require
 
 import instructkit as ik
 from instructkit.templates.formats import FormatError, get_format, render_column
@@ -144,8 +145,8 @@ def test_unknown_format_and_missing_file(tmp_path):
 
 
 def _tokenizer(template: str):
-    tokenizers = pytest.importorskip("tokenizers")
-    transformers = pytest.importorskip("transformers")
+    tokenizers = require("tokenizers")
+    transformers = require("transformers")
     tok = tokenizers.Tokenizer(tokenizers.models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
     return transformers.PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token="<|im_end|>", chat_template=template

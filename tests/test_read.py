@@ -3,6 +3,7 @@ import json
 
 import polars as pl
 import pytest
+from extras import require
 
 import instructkit as ik
 from instructkit.io.files import Locations, ParseError, load
@@ -163,7 +164,7 @@ def test_missing_path_and_unknown_format(tmp_path):
 
 
 def test_pandas_round_trip():
-    pd = pytest.importorskip("pandas")
+    pd = require("pandas")
     ds = ik.from_pandas(pd.DataFrame({"question": ["q"], "answer": ["a"]}))
     assert ds[0]["output"] == "a"
     assert ds.to_pandas()["instruction"].tolist() == ["q"]
@@ -214,7 +215,7 @@ def test_new_codealpaca_keeps_response_in_meta(shared_data):
 
 
 def test_hf_datasets_round_trip():
-    datasets = pytest.importorskip("datasets")
+    datasets = require("datasets")
     hf = datasets.Dataset.from_list([{"instruction": "a", "input": "", "output": "b", "topic": "t"}])
     ds = ik.from_hf(hf, source="hub")
     assert ds[0]["id"] == "hub:0" and ds[0]["meta"] == {"topic": "t"}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from extras import unavailable
 
 import instructkit as ik
 from instructkit.reports import sections, svg
@@ -313,7 +314,7 @@ CHROMIUM_FLAGS = (
 def chromium() -> str:
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
-        pytest.skip("chromium is not installed (apt-get install chromium; .ci/run installs it)")
+        unavailable("chromium is not installed (apt-get install chromium; .ci/run installs it)")
     return exe
 
 
@@ -324,7 +325,7 @@ def run_chromium(exe: str, profile: Path, *args: str) -> subprocess.CompletedPro
             capture_output=True, text=True, timeout=120,
         )
     except (OSError, subprocess.TimeoutExpired) as e:
-        pytest.skip(f"chromium cannot run here: {e}")
+        unavailable(f"chromium cannot run here: {e}")
 
 
 def test_charts_render_in_headless_chromium(tmp_path):
@@ -333,7 +334,7 @@ def test_charts_render_in_headless_chromium(tmp_path):
     done = run_chromium(exe, tmp_path / "profile", "--enable-logging=stderr", "--v=0",
                         "--virtual-time-budget=5000", "--dump-dom", path.as_uri())
     if done.returncode != 0 or "<html" not in done.stdout:
-        pytest.skip(f"chromium cannot run here (exit {done.returncode}): {done.stderr[-400:]}")
+        unavailable(f"chromium cannot run here (exit {done.returncode}): {done.stderr[-400:]}")
     head = done.stdout[: done.stdout.index(">", done.stdout.index("<html")) + 1]
     charts = re.search(r'data-charts="(\d+)/(\d+)"', head)
     assert charts, f"the page script did not run: {head}"

@@ -72,7 +72,8 @@ class Transform:
     #: its place (``{"salt": "IK_PII_SALT"}``): ``to_config``/``to_yaml`` write the reference
     #: ``${env:IK_PII_SALT}``, never the value, and ``repr`` shows ``'***'``.
     secrets: ClassVar[Mapping[str, str]] = {}
-    #: Map and Filter steps run in slices of this many rows, so a progress bar can move.
+    #: Map and Filter steps run in slices of this many rows, and Global steps observe in such
+    #: slices (deciding once over all of them), so a progress bar can move.
     batch_size: ClassVar[int] = 50_000
     #: Parameters that change only the final verdict (a Global step's ``decide``, a Filter's
     #: ``verdict``), not what is computed per record: ``ik.sweep`` over one of them reuses
@@ -131,6 +132,19 @@ class Transform:
                 )
             ]
             out = pl.concat(parts, how="diagonal_relaxed")
+        elif self.kind == "global" and len(frame) > self.batch_size:
+            # observe in slices, as the executors do, so a long dedup or decontamination
+            # shows progress; decide still sees every slice's state at once
+            states = [
+                self.observe(frame.slice(offset, self.batch_size))
+                for offset in progress(
+                    range(0, len(frame), self.batch_size),
+                    total=-(-len(frame) // self.batch_size),
+                    desc=f"observe {self.name}",
+                    unit="batch",
+                )
+            ]
+            out = self.apply_decision(frame, self.decide(states))
         else:
             out = self.apply(frame)
         if len(out) != len(frame):
@@ -222,7 +236,8 @@ class Global(Transform):
     - :meth:`decide` takes every batch's state, in order, and returns the rows to drop:
       a frame with ``id``, ``reason`` and ``detail``.
 
-    ``apply`` (the in-memory path) is ``decide([observe(frame)])``. Parameters listed in
+    ``apply`` is ``decide([observe(frame)])``; ``ds.pipe`` observes a frame longer than
+    ``batch_size`` in slices, as the executors observe batches. Parameters listed in
     ``decide_params`` only affect :meth:`decide`, so a sweep over them reuses the observed
     state (for example MinHash signatures across thresholds).
 
