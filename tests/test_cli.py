@@ -147,7 +147,7 @@ def test_yaml_tag_error_says_where_and_why(tmp_path, capsys):
 
 def test_debug_shows_the_traceback(tmp_path, capsys):
     bad = _fixtures(tmp_path)["bad_json"]
-    assert main(["--debug", "stats", str(bad)]) == 1
+    assert main(["--debug", "convert", str(bad), str(tmp_path / "o.jsonl"), "--to", "alpaca"]) == 1
     err = capsys.readouterr().err
     assert "Traceback (most recent call last)" in err
     assert err.strip().splitlines()[-1].startswith(f"instructkit: error: {bad}")

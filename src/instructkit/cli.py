@@ -312,14 +312,22 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
+    import polars as pl
+
     from instructkit.io.read import read
+    from instructkit.transform import parse_detail
 
     with _stdin_as_file(args.files) as files:
         ds = read(files, format=args.format, on_error="skip")
     log.info("read %d records (%d unreadable) from %s", len(ds), ds.removed.height, args.files)
     print(f"{len(ds)} records, {ds.removed.height} unreadable")
     _print_table(ds.stats())
-    return 0
+    # bad records are counted above; a whole file that could not be read is an error
+    failed = ds.removed.filter(pl.col("reason") == "read_error")
+    for detail in failed["detail"].to_list():
+        keys = parse_detail(detail)
+        print(f"instructkit: error: {keys.get('file')}: cannot be read ({keys.get('error')})", file=sys.stderr)
+    return 1 if failed.height else 0
 
 
 def _convert(args: argparse.Namespace) -> int:
