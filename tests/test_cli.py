@@ -255,7 +255,7 @@ def test_stdin_errors_name_stdin_and_stats_reads_stdin(tmp_path):
     done = run_cli("convert", "-", str(tmp_path / "o.jsonl"), "--to", "alpaca",
                    stdin='{"instruction": "a", "output": "b"}\n{bad\n')
     assert done.returncode == 1
-    assert done.stderr.startswith("instructkit: error: <stdin>, line 2: ") and "instructkit-stdin" not in done.stderr
+    assert done.stderr.startswith("instructkit: error: <stdin>, line 2, column 2: invalid JSON") and "instructkit-stdin" not in done.stderr
     done = run_cli("stats", "-", stdin='{"instruction": "a", "output": "b"}\n{bad\n')
     assert done.returncode == 0 and done.stdout.startswith("1 records, 1 unreadable")
 
