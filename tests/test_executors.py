@@ -230,11 +230,12 @@ def test_flagging_global_step_keeps_records_on_every_path(tmp_path: Path) -> Non
 
 
 class Counted(Global):
-    """Records how many rows ``observe`` saw at once (a Global step must see them all)."""
+    """Records how many rows each ``observe`` and each ``decide`` saw (decide must see them all)."""
 
     name = "test.counted"
     batch_size: ClassVar[int] = 3
     seen: ClassVar[list[int]] = []
+    decided: ClassVar[list[int]] = []
 
     def observe(self, batch: pl.DataFrame) -> pl.DataFrame:
         Counted.seen.append(batch.height)
@@ -242,6 +243,7 @@ class Counted(Global):
 
     def decide(self, states: list[Any]) -> pl.DataFrame:
         ids = pl.concat(states)["id"]
+        Counted.decided.append(len(ids))
         return pl.DataFrame({"id": ids.tail(1), "reason": ["last"], "detail": [None]})
 
 
@@ -263,9 +265,10 @@ class Shrinks(Map):
 
 def test_global_steps_see_every_row_and_maps_run_in_slices() -> None:
     ds = ik.Dataset.from_records([{"instruction": f"t{i}"} for i in range(10)], source="g")
-    Counted.seen = []
+    Counted.seen, Counted.decided = [], []
     out = ds.pipe(Counted())
-    assert Counted.seen == [10]  # one observe over all rows, not per 3-row slice
+    # observed in slices of batch_size (so a progress bar moves), decided once over all rows
+    assert Counted.seen == [3, 3, 3, 1] and Counted.decided == [10]
     assert out.removed["id"].to_list() == ["g:9"] and len(out) == 9
     assert ds.pipe(Slices()).to_polars()["system"].to_list() == ["3"] * 9 + ["1"]
     with pytest.raises(RuntimeError, match=r"step 'test.shrinks' returned 6 rows for 10"):

@@ -238,7 +238,7 @@ def test_self_instruct_applies_the_reference_post_filters(tmp_path: Path, cache:
 def test_qa_from_documents_logs_unparseable_answers(cache: ResponseCache) -> None:
     def answer(messages: list[dict[str, str]], body: dict) -> str:
         text = messages[-1]["content"]
-        if "apples" in text:
+        if "Apples" in text:
             return '```json\n[{"question": "What colour are apples?", "answer": "Red or green."}]\n```'
         return "I cannot do that."
 

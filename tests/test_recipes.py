@@ -159,7 +159,7 @@ def test_recipe_mix_errors(four_inputs: Path) -> None:
 
 
 @pytest.mark.parametrize(("recipe", "message"), [
-    ("steps: []\nouptut: {path: a.jsonl}\n", r"unknown recipe section\(s\) \['ouptut'\]; valid: \['card', 'inputs'"),
+    ("steps: []\nouptut: {path: a.jsonl}\n", r"unknown recipe section\(s\) \['ouptut'\]; valid: \['card', 'finetune', 'inputs'"),
     ("inputs: [{path: a.jsonl, licence: MIT}]\nsteps: []\n",
      r"unknown key\(s\) \['licence'\] in input 0 \(a.jsonl\); valid: \[.*'license', .*'on_error', .*'origin', 'path'"),
     ("inputs: [{source: a}]\nsteps: []\n", r"input 0 has no 'path'"),

@@ -546,7 +546,7 @@ def _as_mapping(sources: Mapping[str, Dataset] | Dataset) -> dict[str, Dataset]:
             mine = pl.col("source") == n
             if i == 0:
                 mine = mine | pl.col("source").is_null()
-            parts[n] = Dataset(frame.filter(pl.col("source") == n), log.filter(mine), sources.history)
+            parts[n] = Dataset(frame.filter(pl.col("source") == n), log.filter(mine), sources.steps)
         return parts
     if not isinstance(sources, Mapping):
         raise TypeError(f"sources must be a mapping {{name: Dataset}} or a Dataset, got {type(sources).__name__}")
