@@ -33,9 +33,9 @@ class Decontaminate(Global):
 
     ``method="ngram"`` (default): a record is contaminated when it shares at least
     ``min_matches`` word ``n``-grams (after normalization, see
-    :mod:`instructkit.decontam.ngram`) with one benchmark item; items shorter than ``n``
-    words must equal one of the record's texts, and items under ``min_words`` words are
-    ignored as too generic. ``method="semantic"`` catches rephrased items (embedding cosine
+    :mod:`instructkit.decontam.ngram`) with one benchmark item of at least ``min_words``
+    words; a text equal to an item after normalization is contamination whatever its
+    length, down to 4 words (items shorter than ``n`` words match only that way). ``method="semantic"`` catches rephrased items (embedding cosine
     >= ``cosine_threshold`` and fuzzy score >= ``fuzzy_threshold``); ``"both"`` runs both.
 
     ``action="drop"`` moves contaminated records to ``removed`` with reason
