@@ -85,7 +85,7 @@ def main() -> None:
             times.append(time.perf_counter() - t)
         med = statistics.median(times)
         rows.append(
-            f"| {name} | {sub.height} | {t_ref:.1f} | {t_ik_sub:.3f} | {t_ref / t_ik_sub:,.0f}x | "
+            f"| {name} | {len(sub)} | {t_ref:.1f} | {t_ik_sub:.3f} | {t_ref / t_ik_sub:,.0f}x | "
             f"{len(ref_removed)} / {len(ours)} | {'yes' if ours == ref_removed else 'NO'} | "
             f"{len(data)} | {med:.3f} | {len(data) / med:,.0f} | {full.removed.height} |"
         )

@@ -334,8 +334,8 @@ class NgramIndex:
         Example:
             >>> from instructkit.decontam.benchmarks import from_records
             >>> b = from_records("t", [{"q": "one two three four"}, {"q": "one two"}], ["q"])
-            >>> NgramIndex.build([b], n=3, min_words=2).skipped
-            {'t': 0}
+            >>> NgramIndex.build([b], n=3, min_words=2).skipped  # under 4 words: never matched
+            {'t': 1}
         """
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
@@ -390,7 +390,7 @@ class NgramIndex:
         Example:
             >>> from instructkit.decontam.benchmarks import from_records
             >>> b = from_records("t", [{"q": "one two three four"}], ["q"])
-            >>> NgramIndex.build([b], n=3).scan([pl.Series(["x one two three four"])], 1)["ngrams"][0]
+            >>> NgramIndex.build([b], n=3, min_words=4).scan([pl.Series(["x one two three four"])], 1)["ngrams"][0]
             2
         """
         if owners is None:
