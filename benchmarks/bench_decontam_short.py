@@ -42,7 +42,7 @@ def main() -> None:
         for name, bench in benches.items():
             short_items = {i for i, t in zip(bench.ids, bench.texts, strict=True) if WHOLE_MIN_WORDS <= len(t.split()) < 8}
             out = data.pipe(ik.decontaminate([bench]))
-            rem = out.removed
+            rem = out.removed.filter(pl.col("reason") == "contamination")  # not the read's parse errors
             det = rem["detail"].to_list()
             items = [d.split("item=")[1].split(" ")[0] if "item=" in d else "" for d in det]
             short = [(r, it) for r, it, d in zip(rem["id"].to_list(), items, det, strict=True) if "full_text" in d and it in short_items]

@@ -130,7 +130,7 @@ class Decontaminate(Global):
             >>> import instructkit as ik
             >>> b = ik.benchmarks.from_records("t", [{"q": "one two three four"}], ["q"])
             >>> f = ik.Dataset.from_records([{"instruction": "one two three four"}]).to_polars()
-            >>> ik.decontaminate([b], n=2).observe(f)["ngrams"].to_list()
+            >>> ik.decontaminate([b], n=2, min_words=4).observe(f)["ngrams"].to_list()
             [3]
         """
         parts = []
