@@ -139,3 +139,23 @@ def test_recipe_and_bad_parameters() -> None:
         ik.dedup.semantic(keep="random")
     with pytest.raises(ValueError, match="threshold"):
         ik.dedup.semantic(threshold=1.5)
+
+
+def test_report_shows_semantic_clusters_and_rephrase_examples() -> None:
+    from instructkit.reports import html, sections
+
+    out = faq().pipe(ik.dedup.semantic(threshold=0.85))
+    dup = sections.duplicate_clusters(out)
+    assert dup["by_reason"]["reason"].to_list() == ["semantic_duplicate"]
+    assert {c["kept_id"] for c in dup["clusters"]} == {"faq:0", "faq:1"}
+    page = html.render(out)
+    assert "semantic_duplicate" in page and "How can I reset my password?" in page
+    bench = ik.benchmarks.from_records("quiz", [{"q": "Tom has 3 apples and buys 5 more apples at the shop. How many apples does Tom have now?"}], ["q"])
+    data = ik.Dataset.from_records([
+        {"instruction": "Tom has three apples; he purchases five more apples at the store. What number of apples does Tom own now?"},
+        {"instruction": "Write a haiku about autumn."},
+    ], source="d")
+    flagged = data.pipe(ik.decontaminate([bench], method="semantic", cosine_threshold=0.7, fuzzy_threshold=50))
+    con = sections.contamination(flagged)
+    assert con["examples"]["quiz"][0]["cosine"] >= 0.7
+    assert "rephrase, cosine" in html.render(flagged)

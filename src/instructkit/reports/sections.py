@@ -261,7 +261,7 @@ def contamination(dataset: Dataset, examples: int = 3) -> dict[str, Any]:
     ``ik.decontaminate(action="flag")``, kept records whose ``contamination`` column is set;
     details look like ``benchmark=gsm8k item=1234 ngrams=12``. Returns ``{"by_benchmark":
     frame[benchmark, removed, flagged, items], "examples": {benchmark: [{id, item, ngrams,
-    text}]}}``.
+    cosine, text}]}}`` (``cosine`` for rephrase matches, else null).
     """
     rows = dataset.removed.filter(pl.col("reason").str.starts_with(CONTAMINATION_PREFIX))
     frame = dataset.to_polars()
@@ -277,6 +277,8 @@ def contamination(dataset: Dataset, examples: int = 3) -> dict[str, Any]:
         detail.str.extract(r"benchmark\s*=\s*(\S+)", 1).fill_null("(unknown)").alias("benchmark"),
         detail.str.extract(r"item\s*=\s*(\S+)", 1).alias("item"),
         detail.str.extract(r"ngrams\s*=\s*(\d+)", 1).cast(pl.Int64).alias("ngrams"),
+        # rephrase matches (method="semantic"): key=value or JSON detail
+        detail.str.extract(r"cosine\W{1,3}([0-9.]+)", 1).cast(pl.Float64, strict=False).alias("cosine"),
     )
     by_benchmark = (
         rows.group_by("benchmark")
@@ -291,7 +293,7 @@ def contamination(dataset: Dataset, examples: int = 3) -> dict[str, Any]:
     for bench in by_benchmark["benchmark"].to_list():
         part = rows.filter(pl.col("benchmark") == bench).head(examples)
         shown[bench] = [
-            {"id": r["id"], "item": r["item"], "ngrams": r["ngrams"],
+            {"id": r["id"], "item": r["item"], "ngrams": r["ngrams"], "cosine": r["cosine"],
              "text": _join(r["instruction"], r["input"], r["output"])}
             for r in part.iter_rows(named=True)
         ]
