@@ -159,3 +159,11 @@ def test_report_shows_semantic_clusters_and_rephrase_examples() -> None:
     con = sections.contamination(flagged)
     assert con["examples"]["quiz"][0]["cosine"] >= 0.7
     assert "rephrase, cosine" in html.render(flagged)
+
+
+def test_copies_of_a_dropped_record_follow_it() -> None:
+    rows = ["How do I reset my password?", "How can I reset my password?", "How can I reset my password?",
+            "Write a poem about the sea.", "How can I reset my password?"]
+    out = ik.Dataset.from_records([{"instruction": r} for r in rows], source="c").pipe(ik.dedup.semantic(threshold=0.85))
+    assert out.removed["id"].to_list() == ["c:1", "c:2", "c:4"]
+    assert {json.loads(d)["kept"] for d in out.removed["detail"].to_list()} == {"c:0"}

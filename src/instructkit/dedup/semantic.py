@@ -137,13 +137,27 @@ class Semantic(Global):
         blank = np.concatenate([s.empty for s in states])
         lengths = np.concatenate([s.lengths for s in states])
         n = len(ids)
-        lo, hi, cos = self.pairs(vectors)
-        ok = ~blank[lo] & ~blank[hi]
-        lo, hi, cos = lo[ok], hi[ok], cos[ok]
         # rank: the keep order (first: input order; longest: longer first, then input order)
         order = np.lexsort((np.arange(n), -lengths)) if self.keep == "longest" else np.arange(n)
         rank = np.empty(n, np.int64)
         rank[order] = np.arange(n)
+        # identical vectors (the same text) are searched once, through their first record in
+        # keep order: a cluster of copies costs one row, not copies**2 pairs
+        half = np.ascontiguousarray(vectors.astype(np.float16))
+        _, first_of, group = np.unique(half[order].view(np.dtype((np.void, half.shape[1] * 2))),
+                                       return_index=True, return_inverse=True)
+        rep = np.empty(n, np.int64)
+        rep[order] = order[first_of[group.ravel()]]
+        reps = np.flatnonzero(rep == np.arange(n))
+        lo, hi, cos = self.pairs(vectors[reps])
+        lo, hi = reps[lo], reps[hi]
+        copies = np.flatnonzero(rep != np.arange(n))
+        dots = np.einsum("ij,ij->i", vectors[copies], vectors[rep[copies]]) if copies.size else np.zeros(0)
+        lo = np.concatenate([lo, rep[copies]])
+        hi = np.concatenate([hi, copies])
+        cos = np.concatenate([cos, dots.astype(np.float64)])
+        ok = ~blank[lo] & ~blank[hi]
+        lo, hi, cos = lo[ok], hi[ok], cos[ok]
         a = np.where(rank[lo] < rank[hi], lo, hi)  # the one earlier in keep order
         b = np.where(rank[lo] < rank[hi], hi, lo)
         sort = np.lexsort((-cos, rank[a], rank[b]))
@@ -157,6 +171,11 @@ class Semantic(Global):
             dropped[j] = True
             kept[j] = i
             best[j] = c
+        # a copy of a dropped record goes with it (its only pair was with that record)
+        orphan = copies[~dropped[copies] & dropped[rep[copies]] & ~blank[copies]]
+        kept[orphan] = kept[rep[orphan]]
+        best[orphan] = best[rep[orphan]]
+        dropped[orphan] = True
         where = np.flatnonzero(dropped)
         if where.size == 0:
             return empty
