@@ -145,7 +145,7 @@ def semantic_eval(sample: int, clean_sample: int) -> None:
     }
     print("\n| cosine >= | fuzzy >= | recall (changed) | recall (kept) | FP gsm8k train |\n|---|---|---|---|---|")
     for cos in (0.7, 0.75, 0.8, 0.85, 0.9):
-        for fz in (0.0, 60.0, 70.0, 80.0):
+        for fz in (50.0, 60.0, 70.0, 80.0):
             step.cosine_threshold, step.fuzzy_threshold = cos, fz
             r = len(step.decide([states["para"]])) / len(para)
             k = len(step.decide([states["kept"]])) / len(kept)

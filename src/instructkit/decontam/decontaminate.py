@@ -90,6 +90,8 @@ class Decontaminate(Global):
             raise ValueError("n, min_matches and min_words must be >= 1")
         if cosine_threshold < MIN_OBSERVED_COSINE:
             raise ValueError(f"cosine_threshold must be >= {MIN_OBSERVED_COSINE}")
+        if fuzzy_threshold < semantic.MIN_FUZZY:  # weaker candidates never reach MiniLM
+            raise ValueError(f"fuzzy_threshold must be >= {semantic.MIN_FUZZY}")
         self.benchmarks = benchmarks
         self.n = n
         self.min_matches = min_matches

@@ -46,6 +46,9 @@ TOP_K = 5
 #: (>= 0.8 for 90% of the ones that also change names and numbers); 3% of alpaca_en_demo
 #: records reach 0.8 against GSM8K + HumanEval + MMLU.
 CANDIDATE_COSINE = 0.8
+#: Fuzzy score (0-100) below which a candidate never reaches MiniLM: ``fuzzy_threshold``
+#: must be at least this (Decontaminate checks), so results do not depend on it.
+MIN_FUZZY = 50.0
 #: Records embedded by the candidate stage at once (bounds the similarity block's memory).
 _ROWS = 4_096
 
@@ -142,23 +145,32 @@ class SemanticIndex:
         if rows.size == 0:
             return best, cosine, fuzzy
         cand = items[rows]
-        ok = cand >= 0
-        cand = np.where(ok, cand, cand[:, :1])
-        uniq = np.unique(cand)
+        # the fuzzy score of every candidate first (cheap); MiniLM only where it can pass
+        norm = normalize(pl.Series([texts[i] for i in rows.tolist()], dtype=pl.String)).to_list()
+        r_idx, k_idx = np.nonzero(cand >= 0)
+        scores = np.zeros(cand.shape, dtype=np.float32)
+        scores[r_idx, k_idx] = process.cpdist(
+            [norm[r] for r in r_idx.tolist()], [self.normalized[i] for i in cand[r_idx, k_idx].tolist()],
+            scorer=fuzz.token_set_ratio, workers=-1,
+        )
+        ok = (cand >= 0) & (scores >= MIN_FUZZY)
+        keep = np.flatnonzero(ok.any(axis=1))
+        if keep.size == 0:
+            return best, cosine, fuzzy
+        rows, cand, ok, scores = rows[keep], cand[keep], ok[keep], scores[keep]
+        cand_ok = np.where(ok, cand, cand[:, :1])
+        uniq = np.unique(cand_ok[ok])
         text_vec = embed([texts[i] for i in rows.tolist()])
         item_vec = np.zeros((len(self.item_ids), text_vec.shape[1]), dtype=np.float32)
         item_vec[uniq] = embed([self.queries[i] for i in uniq.tolist()])
-        sims = np.einsum("rd,rkd->rk", text_vec, item_vec[cand])
+        sims = np.einsum("rd,rkd->rk", text_vec, item_vec[cand_ok])
         sims[~ok] = -1.0
         pick = np.argmax(sims, axis=1)
-        best[rows] = cand[np.arange(rows.size), pick]
-        cosine[rows] = sims[np.arange(rows.size), pick]
-        norm = normalize(pl.Series([texts[i] for i in rows.tolist()], dtype=pl.String)).to_list()
-        fuzzy[rows] = process.cpdist(
-            norm, [self.normalized[i] for i in best[rows].tolist()], scorer=fuzz.token_set_ratio, workers=-1
-        ).astype(np.float32)
+        at = np.arange(rows.size)
+        best[rows] = cand_ok[at, pick]
+        cosine[rows] = sims[at, pick]
+        fuzzy[rows] = scores[at, pick]
         return best, cosine, fuzzy
-
 
 _CACHE: OrderedDict[tuple[str, ...], SemanticIndex] = OrderedDict()
 _LOCK = threading.Lock()
