@@ -58,10 +58,11 @@ def cache_dir() -> Path:
 
     Example:
         >>> import os
+        >>> old = os.environ.get("INSTRUCTKIT_CACHE_DIR")
         >>> os.environ["INSTRUCTKIT_CACHE_DIR"] = "/tmp/ik-cache"
         >>> str(cache_dir())
         '/tmp/ik-cache'
-        >>> del os.environ["INSTRUCTKIT_CACHE_DIR"]
+        >>> _ = os.environ.pop("INSTRUCTKIT_CACHE_DIR") if old is None else os.environ.update(INSTRUCTKIT_CACHE_DIR=old)
     """
     env = os.environ.get(CACHE_ENV)
     if env:
