@@ -167,3 +167,23 @@ def test_copies_of_a_dropped_record_follow_it() -> None:
     out = ik.Dataset.from_records([{"instruction": r} for r in rows], source="c").pipe(ik.dedup.semantic(threshold=0.85))
     assert out.removed["id"].to_list() == ["c:1", "c:2", "c:4"]
     assert {json.loads(d)["kept"] for d in out.removed["detail"].to_list()} == {"c:0"}
+
+
+def test_ray_executor_equals_local(tmp_path: Path, static_cache: Path) -> None:
+    ray = pytest.importorskip("ray", reason="the Ray executor needs ray (pip install instructkit[ray])")
+    from instructkit.executors import run
+
+    path = tmp_path / "faq.jsonl"
+    faq().to_polars().select("instruction", "output").write_ndjson(path)
+    steps = [ik.dedup.semantic(threshold=0.85), ik.dedup.fuzzy(scorer="rougeL", threshold=0.7)]
+    local = run(steps, path, batch_size=2, output=tmp_path / "local").to_dataset()
+    try:
+        env = {"env_vars": {embed.CACHE_ENV: str(static_cache), "HF_HUB_OFFLINE": "1"}}
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=env)
+        distributed = run(steps, path, executor="ray", batch_size=2, output=tmp_path / "ray").to_dataset()
+    finally:
+        ray.shutdown()
+    assert distributed.to_polars().sort("id").equals(local.to_polars().sort("id"))
+    cols = ["id", "reason", "detail"]
+    assert distributed.removed.select(cols).sort("id").equals(local.removed.select(cols).sort("id"))
+    assert local.removed["id"].to_list() == ["faq:2", "faq:3"]
