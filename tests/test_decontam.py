@@ -106,8 +106,8 @@ def test_short_item_needs_a_whole_text_match() -> None:
 
 
 def test_generic_short_items_are_ignored() -> None:
-    step = ik.decontaminate([bench("What do you do?", LONG)])
-    ds = dataset("What do you do?", "What do you do? I am a nurse and I work nights.")
+    step = ik.decontaminate([bench("How are you?", LONG)])  # 3 words: under WHOLE_MIN_WORDS
+    ds = dataset("How are you?", "How are you? I am a nurse and I work nights.")
     assert len(ds.pipe(step)) == 2
     assert step.index().skipped == {"toy": 1}
 
@@ -250,11 +250,11 @@ def _reference_scan(
     short: dict[tuple[str, ...], set[int]] = {}
     for item, text in enumerate(items):
         words = _reference_words(text)
-        for i in range(len(words) - n + 1):
+        for i in range(len(words) - n + 1 if len(words) >= min_words else 0):
             gram = tuple(words[i : i + n])
             if not all(_TRIVIAL.match(w) for w in gram):
                 grams.setdefault(gram, set()).add(item)
-        if min_words <= len(words) < n:
+        if len(words) >= 4 and (len(words) < n or len(words) < min_words):
             short.setdefault(tuple(words), set()).add(item)
     shared: dict[tuple[int, int], set[tuple[str, ...]]] = {}
     full: set[tuple[int, int]] = set()

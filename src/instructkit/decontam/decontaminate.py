@@ -33,9 +33,9 @@ class Decontaminate(Global):
 
     ``method="ngram"`` (default): a record is contaminated when it shares at least
     ``min_matches`` word ``n``-grams (after normalization, see
-    :mod:`instructkit.decontam.ngram`) with one benchmark item; items shorter than ``n``
-    words must equal one of the record's texts, and items under ``min_words`` words are
-    ignored as too generic. ``method="semantic"`` catches rephrased items (embedding cosine
+    :mod:`instructkit.decontam.ngram`) with one benchmark item of at least ``min_words``
+    words; a text equal to an item after normalization is contamination whatever its
+    length, down to 4 words (items shorter than ``n`` words match only that way). ``method="semantic"`` catches rephrased items (embedding cosine
     >= ``cosine_threshold`` and fuzzy score >= ``fuzzy_threshold``); ``"both"`` runs both.
 
     ``action="drop"`` moves contaminated records to ``removed`` with reason
@@ -90,6 +90,8 @@ class Decontaminate(Global):
             raise ValueError("n, min_matches and min_words must be >= 1")
         if cosine_threshold < MIN_OBSERVED_COSINE:
             raise ValueError(f"cosine_threshold must be >= {MIN_OBSERVED_COSINE}")
+        if fuzzy_threshold < semantic.MIN_FUZZY:  # weaker candidates never reach MiniLM
+            raise ValueError(f"fuzzy_threshold must be >= {semantic.MIN_FUZZY}")
         self.benchmarks = benchmarks
         self.n = n
         self.min_matches = min_matches
@@ -146,7 +148,7 @@ class Decontaminate(Global):
             >>> import instructkit as ik
             >>> b = ik.benchmarks.from_records("t", [{"q": "one two three four"}], ["q"])
             >>> f = ik.Dataset.from_records([{"instruction": "one two three four"}]).to_polars()
-            >>> ik.decontaminate([b], n=2).observe(f)["ngrams"].to_list()
+            >>> ik.decontaminate([b], n=2, min_words=4).observe(f)["ngrams"].to_list()
             [3]
         """
         parts = []

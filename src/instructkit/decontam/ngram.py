@@ -66,6 +66,9 @@ _LOW_MASK = np.uint64((1 << _LOW_BITS) - 1)
 
 #: Rows per slice a scan hands to each worker thread.
 SCAN_CHUNK = 8_192
+#: A training text equal to a benchmark item (after normalization) is a match down to this
+#: many words, whatever ``min_words`` says: ``min_words`` guards partial matches only.
+WHOLE_MIN_WORDS = 4
 
 
 def normalize(texts: pl.Series) -> pl.Series:
@@ -296,8 +299,15 @@ class NgramIndex:
     """The hashed n-grams of benchmark items, ready to scan text against.
 
     N-grams made only of numbers and single characters (``0 1 2 3 ... a b c``) are not
-    indexed: they occur in any corpus. Items with fewer than ``n`` words (but at least
-    ``min_words``) are matched on their whole normalized text instead; shorter items are too generic to attribute and are skipped
+    indexed: they occur in any corpus. Two kinds of match:
+
+    - whole text: a training text equal to an item after normalization, for every item of
+      :data:`WHOLE_MIN_WORDS` (4) words or more that n-grams cannot match (fewer than ``n``
+      words, or fewer than ``min_words``);
+    - partial: an item of ``min_words`` words or more (and at least ``n``) inside a longer
+      text, through its ``n``-grams.
+
+    Items under :data:`WHOLE_MIN_WORDS` words are too generic to attribute and are skipped
     (``skipped`` counts them per benchmark).
     """
 
@@ -324,8 +334,8 @@ class NgramIndex:
         Example:
             >>> from instructkit.decontam.benchmarks import from_records
             >>> b = from_records("t", [{"q": "one two three four"}, {"q": "one two"}], ["q"])
-            >>> NgramIndex.build([b], n=3, min_words=2).skipped
-            {'t': 0}
+            >>> NgramIndex.build([b], n=3, min_words=2).skipped  # under 4 words: never matched
+            {'t': 1}
         """
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
@@ -340,14 +350,16 @@ class NgramIndex:
         hashes, lens, trivial = word_hashes(pl.Series(texts, dtype=pl.String), trivial=True)
         # n-grams of only digits and single letters ("0 1 2 ... a b c") are in any corpus
         grams, owner = ngram_hashes(hashes, lens, n, trivial)
+        partial = lens[owner] >= min_words  # min_words guards partial matches only
+        grams, owner = grams[partial], owner[partial]
         keys, offsets, items = _postings(grams, owner)
         item_ngrams = np.bincount(items, minlength=len(texts)).astype(np.int64)
-        is_short = (lens < n) & (lens >= min_words)
+        is_short = (lens >= WHOLE_MIN_WORDS) & ((lens < n) | (lens < min_words))
         short_pos = np.flatnonzero(is_short)
         first = np.cumsum(lens) - lens
         short_hash = span_hashes(hashes, first[short_pos], lens[short_pos])
         short_keys, short_offsets, short_items = _postings(short_hash, short_pos)
-        too_short = lens < min_words
+        too_short = lens < WHOLE_MIN_WORDS
         skipped = {
             name: int(too_short[item_bench == code].sum()) for code, name in enumerate(names)
         }
@@ -378,7 +390,7 @@ class NgramIndex:
         Example:
             >>> from instructkit.decontam.benchmarks import from_records
             >>> b = from_records("t", [{"q": "one two three four"}], ["q"])
-            >>> NgramIndex.build([b], n=3).scan([pl.Series(["x one two three four"])], 1)["ngrams"][0]
+            >>> NgramIndex.build([b], n=3, min_words=4).scan([pl.Series(["x one two three four"])], 1)["ngrams"][0]
             2
         """
         if owners is None:
@@ -441,10 +453,10 @@ class NgramIndex:
             rows, items, at = _expand(self.offsets, self.items, key)
             rows = owner[text_of[found[rows]]]
             keys = key[at]
-        # whole-text matches for items shorter than n
+        # whole-text matches for items n-grams cannot match
         full_rows = full_items = np.zeros(0, dtype=np.int64)
         if len(self.short_keys):
-            cand = np.flatnonzero((lens >= self.min_words) & (lens < n))
+            cand = np.flatnonzero((lens >= WHOLE_MIN_WORDS) & ((lens < n) | (lens < self.min_words)))
             ends_ = first[cand] + lens[cand]
             with np.errstate(over="ignore"):
                 whole = (prefix[ends_] - prefix[first[cand]]) * fwd[ends_ - 1]

@@ -79,19 +79,29 @@ NOT_NAMES = frozenset(
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
-def paraphrase(text: str, seed: int = 0) -> str:
+def paraphrase(text: str, seed: int = 0, names: bool = True, numbers: bool = True) -> str:
     """A reworded copy of ``text``: new names and numbers, synonyms, maybe reordered.
 
-    The same ``text`` and ``seed`` always give the same result.
+    ``names=False`` / ``numbers=False`` keep the people and the numbers, as an LLM asked to
+    "rephrase this question" does (the answer stays the same). The same arguments always
+    give the same result.
+
+    Example:
+        >>> paraphrase("Janet has 3 apples. How many apples does Janet have?", seed=1, names=False, numbers=False)
+        'Janet owns 3 apples. What number of apples does Janet own?'
     """
     rng = random.Random(f"{seed}:{text}")
-    names = {m.group(0) for m in _CAPITAL.finditer(text)}
-    names = {n for n in names if n not in NOT_NAMES and n.lower() not in SYNONYMS}
-    pool = [n for n in NAMES if n not in names]
-    mapping = dict(zip(sorted(names), rng.sample(pool, min(len(pool), len(names))), strict=False))
+    if not names:
+        mapping: dict[str, str] = {}
+    else:
+        found = {m.group(0) for m in _CAPITAL.finditer(text)}
+        found = {n for n in found if n not in NOT_NAMES and n.lower() not in SYNONYMS}
+        pool = [n for n in NAMES if n not in found]
+        mapping = dict(zip(sorted(found), rng.sample(pool, min(len(pool), len(found))), strict=False))
     if mapping:
         text = re.sub(r"\b(" + "|".join(map(re.escape, mapping)) + r")\b", lambda m: mapping[m.group(0)], text)
-    text = _NUMBER.sub(lambda m: str(int(m.group(0)) + rng.randint(1, 3)), text)
+    if numbers:
+        text = _NUMBER.sub(lambda m: str(int(m.group(0)) + rng.randint(1, 3)), text)
 
     def swap(m: re.Match[str]) -> str:
         word = m.group(0)

@@ -1,4 +1,4 @@
-"""Deduplication: exact, MinHash-LSH near-duplicates and fuzzy (self-instruct style).
+"""Deduplication: exact, MinHash-LSH near-duplicates, fuzzy (self-instruct ROUGE-L) and semantic.
 
     >>> import instructkit as ik
     >>> ds = ik.Dataset.from_records([{"instruction": "Hi", "output": "Hello"}] * 2)
@@ -13,5 +13,6 @@ sweep reuses the signatures. See ``docs/dedup.md``.
 from instructkit.dedup.exact import Exact, exact
 from instructkit.dedup.fuzzy import Fuzzy, fuzzy
 from instructkit.dedup.minhash import MinHash, minhash
+from instructkit.dedup.semantic import Semantic, semantic
 
-__all__ = ["Exact", "MinHash", "Fuzzy", "exact", "minhash", "fuzzy"]
+__all__ = ["Exact", "MinHash", "Fuzzy", "Semantic", "exact", "minhash", "fuzzy", "semantic"]

@@ -1,4 +1,5 @@
-"""Self-instruct style fuzzy dedup: drop a short text too similar to one already kept."""
+"""Fuzzy dedup: drop a short text too similar to one already kept; with ``scorer="rougeL"``
+exactly self-instruct's ROUGE-L filter."""
 
 from __future__ import annotations
 
@@ -16,7 +17,13 @@ from instructkit.transform import Global
 if TYPE_CHECKING:
     from instructkit.dataset import Dataset
 
+#: rapidfuzz scorers (character level, 0-1 scale, a record drops at ``score >= threshold``)
 SCORERS = ("ratio", "partial_ratio", "token_sort_ratio", "token_set_ratio", "WRatio", "QRatio")
+#: ROUGE-L F-measure of the token LCS, as ``rouge-score`` computes it (drops at ``> threshold``)
+ROUGE = "rougeL"
+BLOCKINGS = ("minhash", "prefix", "exact")
+#: Cells of one all-pairs chunk in exact mode with a rapidfuzz scorer (float32 each).
+_EXACT_CELLS = 8_000_000
 
 
 @dataclass(frozen=True)
@@ -36,20 +43,29 @@ class FuzzyState:
 class Fuzzy(Against, Global):
     """Drop a record whose ``field`` is too similar to an earlier kept record's.
 
-    This is the self-instruct filter (which drops an instruction whose similarity to one
-    already kept is too high), with rapidfuzz's ``scorer`` as the similarity and
-    ``threshold`` on a 0-1 scale. Blocking keeps it far from quadratic: only records that
-    share a block are compared, and within a block each record meets at most ``window``
-    earlier ones. ``blocking="minhash"`` puts records in the same block when they share a
-    MinHash LSH band of character ``ngram``-shingles (tuned so pairs with shingle Jaccard
-    ``blocking_threshold`` or more almost always meet); ``blocking="prefix"`` blocks on the
-    first ``prefix`` characters of the normalized text. Texts are compared lower-cased
-    with whitespace collapsed.
-
     Records are scanned in order; a record is dropped (reason ``fuzzy_duplicate``, detail
-    naming the kept id and the score) when it matches a kept record. Records copied by
-    upsampling (``meta.repeat > 0``) are left alone. With ``against=`` records that match
-    a reference record are dropped; the reference itself is not deduplicated.
+    ``{"kept": id, "score": s, "cluster": c}``) when it matches a record kept so far (a
+    greedy pool: a kept record joins the pool). With ``against=`` the reference records
+    (seed tasks) start the pool; the reference itself is not deduplicated. Records copied by
+    upsampling (``meta.repeat > 0``) are left alone.
+
+    ``scorer="rougeL"`` is self-instruct's filter (Stanford and Code Alpaca's
+    ``generate_instruction.py``): the ``rouge-score`` tokenizer (lower-case, every run of
+    characters outside ``[a-z0-9]`` becomes a space, split; no stemmer), the ROUGE-L
+    F-measure of the token LCS, and a record drops when its best F against the pool is
+    ``> threshold`` (strict, as in the reference; 0.7 there). It always runs exactly: the
+    only pairs never scored are those whose length or token-overlap bound proves they
+    cannot pass, so the removed set is the reference's.
+
+    The other scorers are rapidfuzz's, on the lower-cased text with whitespace collapsed,
+    on a 0-1 scale; a record drops at ``score >= threshold``. They are character-level
+    (``ratio`` is ``2 * matching chars / total chars``), so ``ratio >= 0.7`` is far looser
+    than ROUGE-L > 0.7 on short instructions (see docs/dedup.md). ``blocking="exact"``
+    compares every pair (rapidfuzz prunes by length); ``blocking="minhash"`` only compares
+    records sharing a MinHash LSH band of character ``ngram``-shingles (pairs with shingle
+    Jaccard ``blocking_threshold`` or more almost always meet), ``blocking="prefix"`` those
+    whose first ``prefix`` characters agree; within a block each record meets at most
+    ``window`` earlier ones. Blocking is approximate: it can miss real pairs.
 
     Example:
         >>> import instructkit as ik
@@ -61,17 +77,20 @@ class Fuzzy(Against, Global):
         >>> out = ds.pipe(ik.dedup.fuzzy(threshold=0.9))
         >>> len(out), out.removed["id"].to_list()
         (2, ['demo:1'])
+        >>> out = ds.pipe(ik.dedup.fuzzy(scorer="rougeL", threshold=0.7))
+        >>> out.removed["id"].to_list(), out.removed["detail"][0]
+        (['demo:1'], '{"kept":"demo:0","cluster":0,"score":0.8333}')
     """
 
     name: ClassVar[str] = "dedup.fuzzy"
-    decide_params: ClassVar[tuple[str, ...]] = ("threshold", "scorer", "window", "against")
+    decide_params: ClassVar[tuple[str, ...]] = ("threshold", "window", "against")
 
     def __init__(
         self,
         field: str = "instruction",
         threshold: float = 0.9,
         scorer: str = "ratio",
-        blocking: str = "minhash",
+        blocking: str | None = None,
         blocking_threshold: float = 0.6,
         ngram: int = 3,
         num_perm: int = 64,
@@ -82,11 +101,16 @@ class Fuzzy(Against, Global):
     ) -> None:
         self.field = field
         self.threshold = K._check_threshold(threshold)
-        if scorer not in SCORERS:
-            raise ValueError(f"scorer must be one of {SCORERS}, got {scorer!r}")
+        if scorer not in (*SCORERS, ROUGE):
+            raise ValueError(f"scorer must be one of {(*SCORERS, ROUGE)}, got {scorer!r}")
         self.scorer = scorer
-        if blocking not in ("minhash", "prefix"):
-            raise ValueError(f"blocking must be 'minhash' or 'prefix', got {blocking!r}")
+        if blocking is not None and blocking not in BLOCKINGS:
+            raise ValueError(f"blocking must be one of {BLOCKINGS} or None, got {blocking!r}")
+        if scorer == ROUGE and blocking not in (None, "exact"):
+            raise ValueError(
+                f"scorer='rougeL' always runs exactly (it prunes only pairs that provably cannot "
+                f"pass); blocking={blocking!r} does not apply: leave it None or 'exact'"
+            )
         self.blocking = blocking
         self.blocking_threshold = K._check_threshold(blocking_threshold)
         self.ngram = ngram
@@ -104,15 +128,13 @@ class Fuzzy(Against, Global):
             raise ValueError(f"fuzzy dedup field {self.field!r} is not a column; columns are {batch.columns}")
         skip = repeated(batch)
         frame = batch.filter(pl.Series(~skip)) if skip.any() else batch
-        texts = (
-            frame[self.field]
-            .cast(pl.String)
-            .fill_null("")
-            .str.to_lowercase()
-            .str.replace_all(r"\s+", " ")
-            .str.strip_chars()
-        )
-        if self.blocking == "prefix":
+        mode = self._mode()
+        texts = frame[self.field].cast(pl.String).fill_null("")
+        if mode != "rouge":  # rouge keeps the raw text: its tokenizer is rouge_score's own
+            texts = texts.str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars()
+        if mode in ("exact", "rouge"):
+            keys = np.empty((0, texts.len()), np.uint64)
+        elif mode == "prefix":
             keys = texts.str.slice(0, self.prefix).hash(self.seed).to_numpy()[None, :]
         else:
             bands, rows = K.optimal_bands(self.blocking_threshold, self.num_perm) if self.blocking_threshold < 1 else (1, self.num_perm)
@@ -121,6 +143,11 @@ class Fuzzy(Against, Global):
                 bands=bands, rows=rows,
             ).band_keys
         return FuzzyState(ids=frame["id"], texts=texts, keys=keys)
+
+    def _mode(self) -> str:
+        if self.scorer == ROUGE:
+            return "rouge"
+        return self.blocking or "minhash"
 
     def _candidates(self, keys: np.ndarray, n_ref: int) -> tuple[np.ndarray, np.ndarray]:
         """Pairs ``(earlier, later)`` sharing a block key, each later record meeting at most
@@ -162,19 +189,24 @@ class Fuzzy(Against, Global):
         texts = pl.concat([p.texts for p in parts])
         keys = np.concatenate([p.keys for p in parts], axis=1)
         n = len(ids)
+        if self._mode() == "rouge":
+            return self._rouge(ids, texts, n_ref)
         lo, hi = self._candidates(keys, n_ref)
         nonempty = texts.str.len_chars().to_numpy() > 0
         ok = nonempty[lo] & nonempty[hi]
         lo, hi = lo[ok], hi[ok]
         text_list = texts.to_list()
-        scores = process.cpdist(
-            [text_list[i] for i in lo.tolist()],
-            [text_list[i] for i in hi.tolist()],
-            scorer=getattr(fuzz, self.scorer),
-            workers=-1,
-        ) if lo.size else np.empty(0)
-        match = np.asarray(scores, dtype=np.float64) / 100.0 >= self.threshold
-        lo, hi, score = lo[match], hi[match], np.asarray(scores, dtype=np.float64)[match] / 100.0
+        if self._mode() == "exact":
+            lo, hi, score = self._exact_pairs(text_list, n_ref, nonempty)
+        else:
+            scores = process.cpdist(
+                [text_list[i] for i in lo.tolist()],
+                [text_list[i] for i in hi.tolist()],
+                scorer=getattr(fuzz, self.scorer),
+                workers=-1,
+            ) if lo.size else np.empty(0)
+            match = np.asarray(scores, dtype=np.float64) / 100.0 >= self.threshold
+            lo, hi, score = lo[match], hi[match], np.asarray(scores, dtype=np.float64)[match] / 100.0
         # greedy, in record order: a record is dropped when it matches a record still kept
         order = np.lexsort((-score, lo, hi))
         lo, hi, score = lo[order], hi[order], score[order]
@@ -190,6 +222,49 @@ class Fuzzy(Against, Global):
             kept[j] = i
             best[j] = s
         return drops_frame(ids, kept, kept, is_ref, "fuzzy_duplicate", {"score": best})
+
+    def _exact_pairs(
+        self, texts: list[str], n_ref: int, nonempty: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every pair ``(earlier, later)`` scoring at least the threshold, the later one not
+        a reference record, computed in row chunks of the all-pairs matrix."""
+        from rapidfuzz import fuzz, process
+
+        n = len(texts)
+        cutoff = self.threshold * 100.0
+        step = max(1, _EXACT_CELLS // max(n, 1))
+        los, his, scores = [], [], []
+        for start in range(n_ref, n, step):
+            stop = min(n, start + step)
+            block = process.cdist(
+                texts[start:stop], texts[:stop], scorer=getattr(fuzz, self.scorer),
+                score_cutoff=cutoff, dtype=np.float32, workers=-1,
+            )
+            r, c = np.nonzero(block)
+            r = r + start
+            ok = (c < r) & nonempty[c] & nonempty[r]
+            # recompute in float64: the cutoff is applied on the exact score
+            r, c = r[ok], c[ok]
+            exact = np.asarray(
+                process.cpdist([texts[i] for i in c.tolist()], [texts[i] for i in r.tolist()],
+                               scorer=getattr(fuzz, self.scorer), workers=-1), dtype=np.float64,
+            ) / 100.0 if r.size else np.empty(0)
+            keep = exact >= self.threshold
+            los.append(c[keep].astype(np.int64))
+            his.append(r[keep].astype(np.int64))
+            scores.append(exact[keep])
+        if not los:
+            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
+        return np.concatenate(los), np.concatenate(his), np.concatenate(scores)
+
+    def _rouge(self, ids: pl.Series, texts: pl.Series, n_ref: int) -> pl.DataFrame:
+        from instructkit.dedup import _rouge
+
+        tokens, starts, length, ordered = _rouge.encode(texts.to_list())
+        kept, score, _ = _rouge.greedy(tokens, starts, length, ordered, n_ref, float(self.threshold))
+        is_ref = np.zeros(len(ids), dtype=bool)
+        is_ref[:n_ref] = True
+        return drops_frame(ids, kept, kept, is_ref, "fuzzy_duplicate", {"score": score})
 
 
 fuzzy = Fuzzy

@@ -309,11 +309,18 @@ def _contamination(dataset: Dataset) -> str:
     for bench, rows in con["examples"].items():
         items = "".join(
             f"<li><code>{escape(str(r['id']))}</code> ~ item <code>{escape(str(r['item']))}</code>"
-            f" ({r['ngrams'] if r['ngrams'] is not None else '?'} n-grams)<pre>{escape(_short(r['text']))}</pre></li>"
+            f" ({_match_strength(r)})<pre>{escape(_short(r['text']))}</pre></li>"
             for r in rows
         )
         html += f"<details><summary>{escape(bench)}: examples</summary><ul class=\"ex\">{items}</ul></details>"
     return html
+
+
+def _match_strength(row: dict[str, Any]) -> str:
+    """How a contamination example matched: shared n-grams, or the cosine of a rephrase."""
+    if row.get("cosine") is not None and not row.get("ngrams"):
+        return f"rephrase, cosine {row['cosine']:.3f}"
+    return f"{row['ngrams'] if row['ngrams'] is not None else '?'} n-grams"
 
 
 def _verbs(frame: pl.DataFrame) -> str:

@@ -251,7 +251,7 @@ def contamination(dataset: Dataset, examples: int = 3) -> dict[str, Any]:
     details are JSON objects (``{"benchmark":"gsm8k","item":"1234","ngrams":12}``, see
     docs/pipeline.md). Returns ``{"by_benchmark":
     frame[benchmark, removed, flagged, items], "examples": {benchmark: [{id, item, ngrams,
-    text}]}}``.
+    cosine, text}]}}`` (``cosine`` for rephrase matches, else null).
     """
     rows = dataset.removed.filter(pl.col("reason").str.starts_with(CONTAMINATION_PREFIX))
     frame = dataset.to_polars()
@@ -267,6 +267,7 @@ def contamination(dataset: Dataset, examples: int = 3) -> dict[str, Any]:
         detail_field("benchmark", detail).fill_null("(unknown)"),
         detail_field("item", detail),
         detail_field("ngrams", detail, pl.Int64),
+        detail_field("cosine", detail, pl.Float64),
     )
     by_benchmark = (
         rows.group_by("benchmark")
@@ -281,7 +282,7 @@ def contamination(dataset: Dataset, examples: int = 3) -> dict[str, Any]:
     for bench in by_benchmark["benchmark"].to_list():
         part = rows.filter(pl.col("benchmark") == bench).head(examples)
         shown[bench] = [
-            {"id": r["id"], "item": r["item"], "ngrams": r["ngrams"],
+            {"id": r["id"], "item": r["item"], "ngrams": r["ngrams"], "cosine": r["cosine"],
              "text": _join(r["instruction"], r["input"], r["output"])}
             for r in part.iter_rows(named=True)
         ]
