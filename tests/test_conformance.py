@@ -113,6 +113,7 @@ def configs(folder: Path) -> dict[str, dict[str, Any]]:
         "dedup.exact": {"against": str(reference)},
         "dedup.fuzzy": {"threshold": 0.9},
         "dedup.minhash": {"threshold": 0.6, "num_perm": 64, "ngram": 3},
+        "dedup.semantic": {"threshold": 0.9},
         "pii.detect": {},
         "pii.scrub": {"operator": "drop"},
         "langid": {"keep": ["en"]},

@@ -225,8 +225,8 @@ def test_self_instruct_applies_the_reference_post_filters(tmp_path: Path, cache:
     kept = out.to_polars()
     assert kept["instruction"].to_list() == ["Write a haiku about the ocean at dawn.",
                                              "List two prime numbers greater than ten."]
-    reasons = sorted(out.removed["reason"].to_list())
-    assert reasons == ["blacklisted", "too_short", "unparseable", "near_duplicate"] or "near_duplicate" in " ".join(reasons)
+    # "Draw a picture", "Hi there.", a seed task's own instruction (ROUGE-L 1.0), a garbled tail
+    assert sorted(out.removed["reason"].to_list()) == ["blacklisted", "fuzzy_duplicate", "too_short", "unparseable"]
     meta = out[0]["meta"]
     assert meta["origin"] == "synthetic" and meta["model"] == llm.model and len(meta["prompt_sha256"]) == 64
     prompt = server.bodies[0]["messages"][0]["content"]
