@@ -23,7 +23,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -111,23 +110,6 @@ def read_run_record(path: str | Path) -> dict[str, Any]:
     return record
 
 
-def sha256(path: str | Path) -> str:
-    """The SHA-256 of a file, read in 1 MiB blocks.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> p = pathlib.Path(tempfile.mkdtemp()) / "x"
-        >>> _ = p.write_bytes(b"abc")
-        >>> sha256(p)[:16]
-        'ba7816bf8f01cfea'
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def entry_dict(entry: Any) -> dict[str, Any]:
     """A history entry as a plain dict, whether it is a mapping or a typed record."""
     if isinstance(entry, Mapping):
@@ -151,6 +133,7 @@ def _step(entry: Any) -> dict[str, Any]:
 
 def _input(entry: Mapping[str, Any]) -> dict[str, Any]:
     from instructkit.io.read import expand
+    from instructkit.io.write import file_sha256
 
     out = {k: _plain(v) for k, v in entry.items() if k != "path"}
     if entry.get("path") is None:
@@ -158,16 +141,18 @@ def _input(entry: Mapping[str, Any]) -> dict[str, Any]:
     path = entry["path"]
     out = {"path": _plain(path), **out}
     out["files"] = [
-        {"path": str(f), "bytes": f.stat().st_size, "sha256": sha256(f)} for f in expand(path)
+        {"path": str(f), "bytes": f.stat().st_size, "sha256": file_sha256(f)} for f in expand(path)
     ]
     return out
 
 
 def _files(path: str | Path, folder: Path) -> list[dict[str, Any]]:
+    from instructkit.io.write import file_sha256
+
     path = Path(path)
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     return [
-        {"path": _relative(f, folder), "bytes": f.stat().st_size, "sha256": sha256(f)}
+        {"path": _relative(f, folder), "bytes": f.stat().st_size, "sha256": file_sha256(f)}
         for f in files
         if f.name != FILENAME
     ]
@@ -190,4 +175,4 @@ def _plain(value: Any) -> Any:
     return value
 
 
-__all__ = ["FILENAME", "write_run_record", "read_run_record", "sha256", "entry_dict"]
+__all__ = ["FILENAME", "write_run_record", "read_run_record", "entry_dict"]

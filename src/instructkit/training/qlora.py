@@ -7,7 +7,6 @@ everything needed to reproduce the run is written next to the adapter.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -653,6 +652,8 @@ def data_provenance(data_files: str | Path | Sequence[str | Path]) -> list[dict[
     """
     import glob
 
+    from instructkit.io.write import file_sha256
+
     items = [data_files] if isinstance(data_files, (str, Path)) else list(data_files)
     paths: list[Path] = []
     for item in items:
@@ -670,7 +671,7 @@ def data_provenance(data_files: str | Path | Sequence[str | Path]) -> list[dict[
         out.append({
             "data_file": str(path),
             "provenance": str(found) if found is not None else None,
-            "sha256": hashlib.sha256(found.read_bytes()).hexdigest() if found is not None else None,
+            "sha256": file_sha256(found) if found is not None else None,
         })
     return out
 
