@@ -268,3 +268,20 @@ def test_responses_are_regenerated_with_provenance(cache: ResponseCache) -> None
     assert out.to_polars()["output"].to_list() == ["New answer.", "New answer."]
     assert out.removed["reason"].to_list() == ["unparseable"]
     assert out[0]["meta"]["response_origin"] == "synthetic"
+
+
+def test_model_steps_save_in_recipes(tiny: Path) -> None:
+    pipe = ik.Pipeline([
+        ik.score.ifd(str(tiny)),
+        ik.score.judge(ik.LLM.from_openai("http://127.0.0.1:8000/v1", "judge", api_key="sk-secret")),
+        ik.score.select(by="judge_score", threshold=4),
+    ])
+    text = pipe.to_yaml()
+    assert "sk-secret" not in text, "an API key never goes into a recipe"
+    again = ik.Pipeline.from_yaml(text)
+    judge = again.steps[1]
+    from instructkit.score import as_llm
+
+    llm = as_llm(judge.llm)
+    assert llm.model == "openai:http://127.0.0.1:8000/v1:judge" and llm.concurrency == 8
+    assert again.to_yaml() == text

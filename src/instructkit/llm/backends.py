@@ -136,6 +136,25 @@ class LLM:
         ``vllm.LLM``."""
         return VLLMLLM(model, cache=cache, **engine)
 
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> LLM:
+        """An LLM from its recipe form: ``{"openai": {"base_url": ..., "model": ...}}``,
+        ``{"transformers": {"path": ...}}`` or ``{"vllm": {"model": ...}}``.
+
+        Example:
+            >>> LLM.from_config({"openai": {"base_url": "http://localhost:8000/v1", "model": "m"}})
+            OpenAILLM('openai:http://localhost:8000/v1:m')
+        """
+        builders = {"transformers": cls.from_transformers, "openai": cls.from_openai, "vllm": cls.from_vllm}
+        if len(config) != 1 or next(iter(config)) not in builders:
+            raise ValueError(f"an LLM in a recipe is one of {sorted(builders)}: {{backend: {{options}}}}, got {dict(config)!r}")
+        (backend, options), = config.items()
+        return builders[backend](**dict(options or {}))
+
+    def to_config(self) -> dict[str, Any]:
+        """The recipe form :meth:`from_config` reads (the response cache is left out)."""
+        raise TypeError(f"{type(self).__name__} has no recipe form")
+
     # the public calls ----------------------------------------------------------------------
     def chat(
         self,
@@ -210,6 +229,10 @@ class TransformersLLM(LLM):
         self._loaded: tuple[Any, Any] | None = None
 
     _unpicklable = ("_loaded",)
+
+    def to_config(self) -> dict[str, Any]:
+        return {"transformers": {"path": str(self.path), "device": self.device, "dtype": self.dtype,
+                                 "template": self.template, "batch_size": self.batch_size}}
 
     def _reset(self) -> None:
         self._loaded = None
@@ -371,6 +394,12 @@ class OpenAILLM(LLM):
 
     _unpicklable = ("_limiter",)
 
+    def to_config(self) -> dict[str, Any]:
+        # an api_key is a secret: recipes name it through OPENAI_API_KEY, never in the file
+        return {"openai": {"base_url": self.base_url, "model": self.model_name, "concurrency": self.concurrency,
+                           "max_retries": self.max_retries, "backoff": self.backoff, "timeout": self.timeout,
+                           "requests_per_minute": self.requests_per_minute}}
+
     def _reset(self) -> None:
         self._limiter = _RateLimiter(self.requests_per_minute)
 
@@ -440,6 +469,9 @@ class VLLMLLM(LLM):
         self._engine: Any = None
 
     _unpicklable = ("_engine",)
+
+    def to_config(self) -> dict[str, Any]:
+        return {"vllm": {"model": self.model_path, **self.engine_options}}
 
     def _reset(self) -> None:
         self._engine = None

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -35,14 +35,23 @@ __all__ = ["IFD", "Perplexity", "Judge", "Reward", "Select", "ifd", "perplexity"
 _RECORD_COLUMNS = ("id", "instruction", "input", "output", "system", "messages")
 
 
-def _local_llm(model: str | Path | LLM) -> LLM:
-    llm = model if isinstance(model, LLM) else TransformersLLM(model, cache=False)
+def as_llm(model: str | Path | LLM | Mapping[str, Any]) -> LLM:
+    """An :class:`LLM` from an LLM, its recipe form (``{"openai": {...}}``) or a local folder."""
+    if isinstance(model, LLM):
+        return model
+    if isinstance(model, Mapping):
+        return LLM.from_config(model)
+    return TransformersLLM(model, cache=False)
+
+
+def _local_llm(model: str | Path | LLM | Mapping[str, Any]) -> LLM:
+    llm = as_llm(model)
     if not llm.local:
         raise TypeError(f"{llm!r} gives no log-probabilities: scores need a local model (a folder or LLM.from_transformers)")
     return llm
 
 
-def _model_param(model: str | Path | LLM) -> str | LLM:
+def _model_param(model: str | Path | LLM | Mapping[str, Any]) -> str | LLM | Mapping[str, Any]:
     return str(model) if isinstance(model, Path) else model
 
 
@@ -83,7 +92,7 @@ class IFD(Map):
 
     name: ClassVar[str] = "score.ifd"
 
-    def __init__(self, model: str | Path | LLM, template: str = "alpaca") -> None:
+    def __init__(self, model: str | Path | LLM | Mapping[str, Any], template: str = "alpaca") -> None:
         self.model = _model_param(model)
         self.template = template
 
@@ -111,7 +120,7 @@ class Perplexity(Map):
 
     name: ClassVar[str] = "score.perplexity"
 
-    def __init__(self, model: str | Path | LLM, template: str = "alpaca", part: str = "response") -> None:
+    def __init__(self, model: str | Path | LLM | Mapping[str, Any], template: str = "alpaca", part: str = "response") -> None:
         if part not in ("response", "text"):
             raise ValueError(f"part must be 'response' or 'text', got {part!r}")
         self.model = _model_param(model)
@@ -176,7 +185,7 @@ class Judge(Map):
 
     name: ClassVar[str] = "score.judge"
 
-    def __init__(self, llm: LLM, rubric: str = DEFAULT_RUBRIC, max_tokens: int = 256, seed: int = 0) -> None:
+    def __init__(self, llm: LLM | Mapping[str, Any], rubric: str = DEFAULT_RUBRIC, max_tokens: int = 256, seed: int = 0) -> None:
         for field in re.findall(r"\{(\w+)\}", rubric):
             if field not in ("instruction", "input", "output", "system"):
                 raise ValueError(f"rubric field {{{field}}} is not one of instruction, input, output, system")
@@ -188,7 +197,7 @@ class Judge(Map):
     def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
         rows = frame.select("instruction", "input", "output", pl.col("system").fill_null("")).to_dicts()
         prompts = [self.rubric.format(**r) for r in rows]
-        answers = self.llm.chat(prompts, max_tokens=self.max_tokens, temperature=0.0, seed=self.seed)
+        answers = as_llm(self.llm).chat(prompts, max_tokens=self.max_tokens, temperature=0.0, seed=self.seed)
         scores = [parse_score(a) for a in answers]
         metas = [
             json.dumps({**(json.loads(m) if m else {}), "judge": a}, ensure_ascii=False)
