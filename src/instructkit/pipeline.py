@@ -131,7 +131,7 @@ class RecipeResult:
 
 
 #: Keys of a recipe's ``run:`` section (see :func:`instructkit.executors.run`).
-RUN_OPTIONS = ("executor", "batch_size", "output", "format", "resume", "address", "num_cpus")
+RUN_OPTIONS = ("executor", "batch_size", "output", "format", "resume", "address", "num_cpus", "workers")
 
 
 def run_recipe(
