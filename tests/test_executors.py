@@ -635,3 +635,80 @@ def test_ray_blocks_roundtrip(mixed_inputs: Scan) -> None:
         index, dataset = decode(encode(7, frame, removed))
         assert index == 7
         assert dataset.to_polars().equals(frame) and dataset.removed.equals(removed)
+
+
+# --- the parallel local executor (workers=) -------------------------------------------------
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every file a run left, by path, except the manifest (it holds timings)."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != "manifest.json"}
+
+
+def _shards(folder: Path) -> dict[str, Any]:
+    """The manifest's shards and decided steps without timings."""
+    body = json.loads((folder / "manifest.json").read_text())
+    for entry in body["shards"].values():
+        entry["history"] = [{k: v for k, v in h.items() if k != "seconds"} for h in entry["history"]]
+    return {"shards": body["shards"], "fingerprint": body["fingerprint"],
+            "globals": {k: {n: v for n, v in g.items() if n != "seconds"} for k, g in body["globals"].items()}}
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_workers_write_the_bytes_of_one_worker(mixed_inputs: Scan, tmp_path: Path, fmt: str) -> None:
+    dedup = pytest.importorskip("instructkit.dedup")
+    toy = ik.benchmarks.from_records("toy", [{"q": BENCH_ITEM}], ["q"])
+    steps = [*STEPS, ik.decontaminate([toy], n=5),
+             dedup.minhash(threshold=0.6, num_perm=32, unit="char", ngram=3, fields=("output",))]
+    one = run(steps, mixed_inputs, output=tmp_path / "one", format=fmt)
+    two = run(steps, mixed_inputs, output=tmp_path / "two", format=fmt, workers=2)
+    assert one.records_out == two.records_out and two.records_out > 0
+    assert one.records_in == two.records_in == 321  # 250 + a bad line + 70
+    assert _files(tmp_path / "one") == _files(tmp_path / "two")
+    assert _shards(tmp_path / "one") == _shards(tmp_path / "two")
+    assert one.report().drop("seconds").equals(two.report().drop("seconds"))
+    # the spills and scratch files of the passes are gone, as with one worker
+    assert not list((tmp_path / "two" / "state").glob("spill-*")) and not (tmp_path / "two" / "state" / "tmp").exists()
+
+
+def test_workers_without_global_steps_and_resume(jsonl: Path, tmp_path: Path) -> None:
+    steps = [Shout(), MinChars()]
+    one = run(steps, jsonl, batch_size=40, output=tmp_path / "one")
+    two = run(steps, jsonl, batch_size=40, output=tmp_path / "two", workers=-1)
+    assert _files(tmp_path / "one") == _files(tmp_path / "two")  # state/ids-*.npy included
+    assert two.records_out == one.records_out
+    # a run with other workers resumes the same run: every shard is finished
+    again = run(steps, jsonl, batch_size=40, output=tmp_path / "two", workers=1)
+    assert again.skipped == 7 and again.records_out == one.records_out
+
+
+def test_workers_on_an_in_memory_dataset_keep_order_and_log() -> None:
+    ds = ik.Dataset.from_records(_records(90))
+    expected = ds.pipe(*STEPS)
+    got = run(STEPS, ds, batch_size=20, workers=2).dataset
+    assert got is not None
+    assert got.to_polars().equals(expected.to_polars())
+    assert got.removed.select("id", "step", "reason", "detail").equals(
+        expected.removed.select("id", "step", "reason", "detail"))
+
+
+def test_workers_check_repeated_ids(tmp_path: Path) -> None:
+    ids = [f"r{i}" for i in range(100)]
+    ids[87] = "r12"
+    path = _with_ids(tmp_path / "c.jsonl", ids)
+    where = r"input batch 2 \(.*c\.jsonl, 20 records from line 81\) and in input batch 0 \(.*line 1\)"
+    with pytest.raises(ValueError, match=rf"id 'r12' appears in {where}: ids must be unique"):
+        run([Shout(), FirstOfText()], path, batch_size=40, output=tmp_path / "out", workers=2)
+
+
+def test_workers_argument_is_checked(jsonl: Path) -> None:
+    from instructkit.executors.parallel import available_cores, resolve_workers
+
+    assert resolve_workers(-1) == available_cores() >= 1
+    with pytest.raises(ValueError, match="workers must be >= 1, or -1"):
+        run([Shout()], jsonl, workers=0)
+    with pytest.raises(TypeError, match="workers must be an int"):
+        run([Shout()], jsonl, workers=2.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="workers= is for the local executor"):
+        run([Shout()], jsonl, executor="ray", workers=2)
