@@ -12,7 +12,7 @@ import pytest
 import instructkit as ik
 from instructkit.text import map_text_expr, resolve_fields
 
-PIECES = ["a", "b", " ", "  ", "\t", "\n", "\r", "\r\n", "\x00", "\x85", "\u200b", "\ufeff", "\u00a0", "\u3000",
+PIECES = ["a", "b", "\u00c5", "\u0041\u030a", "\u00a0\u0300", "\u1100\u1161", "\u00b2", " ", "  ", "\t", "\n", "\r", "\r\n", "\x00", "\x85", "\u200b", "\ufeff", "\u00a0", "\u3000",
           "e\u0301", "\u00e9", "\u2028", "\x0b", "\x7f", "\u200d", "x", "\n\n\n", "\f", "\ufb01", "\u2460"]
 
 
