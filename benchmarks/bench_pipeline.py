@@ -10,8 +10,9 @@ child process, ``--repeats`` times (medians):
 - ``workers=1``: ``Pipeline(steps).run(path, output=..., batch_size=B)``;
 - ``workers=2``: the same with ``workers=2``.
 
-Each job reports wall time (read to last byte written), the peak RSS of its whole process
-tree (the child and its worker processes, sampled every 50 ms and summed), a checksum of the
+Each job reports wall time (read to last byte written), the CPU seconds and the peak RSS of
+its whole process tree (the child and its worker processes; RSS sampled every 50 ms and
+summed), a checksum of the
 kept records in order (equal on every path) and its per-step seconds. Results go to
 benchmarks/results/pipeline.md.
 """
@@ -22,6 +23,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -80,8 +82,9 @@ def job(mode: str, path: str, batch_size: int) -> dict[str, Any]:
     else:
         workers = int(mode.split("=")[1])
         with tempfile.TemporaryDirectory() as tmp:
-            result = ik.Pipeline(steps()).run(path, output=Path(tmp) / "run", batch_size=batch_size,
-                                              workers=workers)
+            # workers=1 is the default, left out so a checkout without workers= runs as baseline
+            options = {"workers": workers} if workers != 1 else {}
+            result = ik.Pipeline(steps()).run(path, output=Path(tmp) / "run", batch_size=batch_size, **options)
             seconds = time.perf_counter() - started
             digest = _digest(result.read())
         report = result.report()
@@ -94,7 +97,9 @@ def job(mode: str, path: str, batch_size: int) -> dict[str, Any]:
 
 
 def measure(mode: str, path: Path, batch_size: int) -> dict[str, Any]:
-    """``job`` in a fresh child process; adds the peak RSS of its process tree (MB)."""
+    """``job`` in a fresh child process; adds the peak RSS of its process tree (MB) and the
+    CPU seconds of the tree (user + system of the child and its reaped workers)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     code = (f"import json, sys; sys.path.insert(0, {str(HERE)!r})\n"
             "from bench_pipeline import job\n"
             f"print('RESULT ' + json.dumps(job({mode!r}, {str(path)!r}, {batch_size})))\n")
@@ -116,8 +121,10 @@ def measure(mode: str, path: Path, batch_size: int) -> dict[str, Any]:
     stdout, stderr = proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"{mode} failed:\n{stderr[-3000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     line = [ln for ln in stdout.splitlines() if ln.startswith("RESULT ")][-1]
-    return {**json.loads(line[7:]), "peak_mb": peak / 2**20}
+    return {**json.loads(line[7:]), "peak_mb": peak / 2**20, "cpu_s": cpu}
 
 
 def main() -> None:
@@ -142,6 +149,7 @@ def main() -> None:
         summary[mode] = {
             "seconds": statistics.median(r["seconds"] for r in rs),
             "peak_mb": max(r["peak_mb"] for r in rs),
+            "cpu_s": statistics.median(r["cpu_s"] for r in rs),
             "kept": rs[0]["kept"],
             "checksums": sorted({r["checksum"] for r in rs}),
             "steps": {k: statistics.median(r["steps"].get(k, 0.0) for r in rs) for k in rs[0]["steps"]},
@@ -162,11 +170,12 @@ def write(args: argparse.Namespace, summary: dict[str, Any], runs: dict[str, lis
         f"{os.cpu_count()} cores, shared with other jobs; medians of {args.repeats} run(s) per mode, "
         "interleaved. Peak RSS: the whole process tree (sum over the child and its workers).",
         "",
-        "| mode | wall s | records/s | peak RSS MB | kept | checksum |",
-        "|---|---:|---:|---:|---:|---|",
+        "| mode | wall s | records/s | CPU s (tree) | peak RSS MB | kept | checksum |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     for mode, s in summary.items():
-        lines.append(f"| {mode} | {s['seconds']:.1f} | {args.records / s['seconds']:,.0f} | {s['peak_mb']:,.0f} "
+        lines.append(f"| {mode} | {s['seconds']:.1f} | {args.records / s['seconds']:,.0f} | {s['cpu_s']:.1f} "
+                     f"| {s['peak_mb']:,.0f} "
                      f"| {s['kept']:,} | {', '.join(s['checksums'])} |")
     if "workers=1" in summary and "workers=2" in summary:
         ratio = summary["workers=1"]["seconds"] / summary["workers=2"]["seconds"]
