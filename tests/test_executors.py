@@ -712,3 +712,31 @@ def test_workers_argument_is_checked(jsonl: Path) -> None:
         run([Shout()], jsonl, workers=2.0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="workers= is for the local executor"):
         run([Shout()], jsonl, executor="ray", workers=2)
+
+
+class Sleepy(Map):
+    """Sleeps on each batch and leaves a file with its process id and start and end times."""
+
+    name = "test.sleepy"
+
+    def __init__(self, folder: str = "", seconds: float = 0.5) -> None:
+        self.folder = folder
+        self.seconds = seconds
+
+    def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
+        import time
+
+        start = time.time()
+        time.sleep(self.seconds)
+        (Path(self.folder) / f"{frame['id'][0]}.json").write_text(json.dumps([os.getpid(), start, time.time()]))
+        return frame
+
+
+def test_workers_run_batches_at_the_same_time(tmp_path: Path) -> None:
+    ds = ik.Dataset.from_records([{"instruction": f"t{i}", "output": "o"} for i in range(8)])
+    run([Sleepy(str(tmp_path))], ds, batch_size=2, workers=2)
+    spans = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
+    assert len(spans) == 4 and len({pid for pid, _, _ in spans}) == 2
+    assert os.getpid() not in {pid for pid, _, _ in spans}
+    # two batches overlapped in time: they ran in two processes at once
+    assert any(a[1] < b[2] and b[1] < a[2] for a in spans for b in spans if a is not b)
