@@ -34,6 +34,8 @@ from typing import Any
 
 import psutil
 
+from instructkit.transform import Map
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 GSM8K = ROOT.parent / "shared" / "data" / "benchmarks" / "gsm8k_test.jsonl"
@@ -127,6 +129,32 @@ def measure(mode: str, path: Path, batch_size: int) -> dict[str, Any]:
     return {**json.loads(line[7:]), "peak_mb": peak / 2**20, "cpu_s": cpu}
 
 
+def concurrency(workers: tuple[int, ...] = (1, 2, 4), seconds: float = 1.0) -> None:
+    """Wall time of a step that sleeps ``seconds`` per batch (8 batches, two passes around
+    an exact dedup): shows batches overlapping on workers without needing free cores."""
+    import instructkit as ik
+
+    ds = ik.Dataset.from_records([{"instruction": f"t{i}", "output": "o"} for i in range(80)])
+    for n in workers:
+        started = time.perf_counter()
+        result = ik.Pipeline([Sleepy(seconds), ik.dedup.exact(), Sleepy(seconds)]).run(ds, batch_size=10, workers=n)
+        print(f"workers={n}: {time.perf_counter() - started:.1f} s for 8 batches x 2 passes x {seconds} s "
+              f"of sleep, {result.records_out} kept")
+
+
+class Sleepy(Map):
+    """Sleeps on each batch (a stand-in for work that needs no CPU)."""
+
+    name = "bench.sleepy"
+
+    def __init__(self, seconds: float = 1.0) -> None:
+        self.seconds = seconds
+
+    def apply(self, frame: Any) -> Any:
+        time.sleep(self.seconds)
+        return frame
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
@@ -134,7 +162,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--modes", nargs="+", default=["memory", "workers=1", "workers=2"])
     parser.add_argument("--out", type=Path, default=HERE / "results" / "pipeline.md")
+    parser.add_argument("--concurrency", action="store_true", help="only the sleeping-step check")
     args = parser.parse_args()
+    if args.concurrency:
+        concurrency()
+        return
     sys.path.insert(0, str(HERE))
     from harness import corpus
 
