@@ -740,3 +740,15 @@ def test_workers_run_batches_at_the_same_time(tmp_path: Path) -> None:
     assert os.getpid() not in {pid for pid, _, _ in spans}
     # two batches overlapped in time: they ran in two processes at once
     assert any(a[1] < b[2] and b[1] < a[2] for a in spans for b in spans if a is not b)
+
+
+def test_a_failing_step_on_a_worker_stops_the_run_and_resumes(jsonl: Path, tmp_path: Path) -> None:
+    steps = [Shout(field="no_such_column")]
+    with pytest.raises(pl.exceptions.ColumnNotFoundError, match="no_such_column"):
+        run(steps, jsonl, batch_size=40, output=tmp_path / "out", workers=2)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["shards"] == {}
+    # a fixed pipeline is another run: the folder is refused until resume=False
+    with pytest.raises(ValueError, match="different pipeline"):
+        run([Shout()], jsonl, batch_size=40, output=tmp_path / "out", workers=2)
+    assert run([Shout()], jsonl, batch_size=40, output=tmp_path / "out", workers=2, resume=False).records_out == 250
