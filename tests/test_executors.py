@@ -752,3 +752,19 @@ def test_a_failing_step_on_a_worker_stops_the_run_and_resumes(jsonl: Path, tmp_p
     with pytest.raises(ValueError, match="different pipeline"):
         run([Shout()], jsonl, batch_size=40, output=tmp_path / "out", workers=2)
     assert run([Shout()], jsonl, batch_size=40, output=tmp_path / "out", workers=2, resume=False).records_out == 250
+
+
+def test_workers_from_a_recipe_and_the_command_line(tmp_path: Path) -> None:
+    from instructkit.cli import main
+    from instructkit.pipeline import run_recipe
+
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"instruction": f"q{i % 5}", "output": "a"}) + "\n"
+                                               for i in range(20)))
+    (tmp_path / "r.yaml").write_text("inputs: [in.jsonl]\nsteps: [normalize, dedup.exact]\n"
+                                     "run: {output: one, batch_size: 8}\n")
+    one = run_recipe(tmp_path / "r.yaml")
+    two = run_recipe(tmp_path / "r.yaml", run={"output": "two", "workers": 2})
+    assert one.run is not None and two.run is not None
+    assert _files(tmp_path / "one") == _files(tmp_path / "two") and two.run.records_out == 5
+    assert main(["run", str(tmp_path / "r.yaml"), "--workers", "2", "--output-dir", str(tmp_path / "cli")]) == 0
+    assert _files(tmp_path / "cli") == _files(tmp_path / "one")
