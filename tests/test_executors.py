@@ -768,3 +768,16 @@ def test_workers_from_a_recipe_and_the_command_line(tmp_path: Path) -> None:
     assert _files(tmp_path / "one") == _files(tmp_path / "two") and two.run.records_out == 5
     assert main(["run", str(tmp_path / "r.yaml"), "--workers", "2", "--output-dir", str(tmp_path / "cli")]) == 0
     assert _files(tmp_path / "cli") == _files(tmp_path / "one")
+
+
+def test_workers_refuse_a_step_they_cannot_receive(jsonl: Path, tmp_path: Path) -> None:
+    class Local(Map):  # defined in a function: pickle cannot name it
+        name = "test.local"
+
+        def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
+            return frame
+
+    with pytest.raises(TypeError, match=r"step .*Local\(\) cannot be sent to worker processes .*workers=1"):
+        run([Local()], jsonl, batch_size=40, output=tmp_path / "out", workers=2)
+    assert not (tmp_path / "out").exists()
+    assert run([Local()], jsonl, batch_size=40, output=tmp_path / "one").records_out == 250

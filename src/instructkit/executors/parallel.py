@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import shutil
 import time
 from collections import deque
@@ -61,7 +62,7 @@ from instructkit.executors.local import (
 )
 from instructkit.transform import Transform
 
-__all__ = ["available_cores", "resolve_workers", "run_parallel"]
+__all__ = ["available_cores", "check_picklable", "resolve_workers", "run_parallel"]
 
 
 def available_cores() -> int:
@@ -185,20 +186,32 @@ def _pool(steps: list[Transform], source: Source, workers: int) -> Iterator[Proc
         initargs=(steps, shared, held, read_label(source), env),
     )
     try:
-        # start every worker now, while the environment above holds
-        list(pool.map(_ping, range(workers)))
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    try:
+        try:
+            # start every worker now, while the environment above holds
+            list(pool.map(_ping, range(workers)))
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
         yield pool
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+
+
+def check_picklable(steps: Sequence[Transform]) -> None:
+    """Raise ``TypeError`` naming the first step that cannot be sent to a worker process."""
+    for step in steps:
+        try:
+            pickle.dumps(step, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as e:  # pickling raises several types (PicklingError, AttributeError, TypeError)
+            raise TypeError(
+                f"step {step!r} cannot be sent to worker processes ({type(e).__name__}: {e}); define its "
+                "class at the top level of an importable module, or run with workers=1"
+            ) from e
 
 
 def _ping(_: int) -> int:
@@ -257,6 +270,7 @@ def run_parallel(
     """
     started = time.perf_counter()
     steps = list(steps)
+    check_picklable(steps)
     manifest = Manifest(output, fingerprint(steps, source, fmt), resume)
     prepare(steps)
     drops = manifest.drops()
