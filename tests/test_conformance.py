@@ -1,9 +1,11 @@
-"""Executor parity: every registered step gives the same result in memory, streamed and on Ray.
+"""Executor parity: every registered step gives the same result in memory, streamed, streamed
+on worker processes and on Ray.
 
 Each built-in step of ``instructkit.transform.registry()`` runs with a small configuration
-(:func:`configs`) over one small dataset (:data:`RECORDS`) three ways, through
-:func:`instructkit.testing.check_transform`: ``ds.pipe(step)``,
-``Pipeline([step]).run(ds, output=dir, batch_size=2)`` and the same on Ray with 2 CPUs.
+(:func:`configs`) over one small dataset (:data:`RECORDS`) four ways: through
+:func:`instructkit.testing.check_transform`, ``ds.pipe(step)``,
+``Pipeline([step]).run(ds, output=dir, batch_size=2)`` and the same on Ray with 2 CPUs; and
+:func:`run_parallel` (``workers=2``, ``batch_size=2``: six batches over two processes).
 The kept ids and their order, the columns and their values, and the removed log (``id,
 step, reason, detail``) must be equal. A new built-in step without an entry in
 :func:`configs` fails :func:`test_every_registered_step_has_a_configuration`.
@@ -28,7 +30,7 @@ import pytest
 
 import instructkit as ik
 from instructkit.testing import EXECUTORS, ConformanceError, check_transform, differences
-from instructkit.transform import Map, registry
+from instructkit.transform import Map, Transform, registry
 
 ITEM = "Natalia sold clips to 48 of her friends in April and then she sold half as many clips in May"
 POEM = "Write a short poem about the sea and the sky at night."
@@ -156,6 +158,18 @@ def dataset() -> ik.Dataset:
     return ik.Dataset.from_records(RECORDS, source="c").with_columns(pl.Series("rating", ratings, dtype=pl.Float64))
 
 
+def run_parallel(step: Transform, folder: Path, name: str) -> ik.Dataset:
+    """``dataset()`` after ``step`` on the local executor with two worker processes."""
+    out = folder / f"parallel-{name}"
+    result = ik.Pipeline([step]).run(dataset(), output=out, batch_size=2, workers=2, resume=False)
+    return result.to_dataset()
+
+
+def assert_parallel_conforms(step: Transform, memory: ik.Dataset, folder: Path, name: str) -> None:
+    problems = differences(memory, run_parallel(step, folder, name))
+    assert not problems, f"step {step!r}: memory vs parallel (workers=2):\n" + "\n".join(problems)
+
+
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("conformance")
@@ -188,6 +202,7 @@ def test_step_conforms_on_every_executor(name: str, folder: Path, ray_instance: 
     step = builtin_steps()[name](**configs(folder)[name])
     results = check_transform(step, dataset(), EXECUTORS, batch_size=2, num_cpus=2, workdir=folder)
     memory = results["memory"]
+    assert_parallel_conforms(step, memory, folder, name)
     assert set(memory.removed["id"]) == REMOVES.get(name, set(memory.removed["id"]))
     if name == "sample":
         assert len(memory) == 8
@@ -200,7 +215,9 @@ def test_step_variants_conform(name: str, extra: dict[str, Any], removes: set[st
     arguments = {**configs(folder)[name], **extra}
     if "against" in extra:
         arguments["against"] = str(folder / extra["against"])
-    results = check_transform(builtin_steps()[name](**arguments), dataset(), workdir=folder)
+    step = builtin_steps()[name](**arguments)
+    results = check_transform(step, dataset(), workdir=folder)
+    assert_parallel_conforms(step, results["memory"], folder, f"{name}-{sorted(extra)[0]}")
     assert set(results["memory"].removed["id"]) == removes
     if extra.get("action") == "flag":
         assert results["ray"].to_polars()["contaminated"].to_list() == [i == 5 for i in range(len(RECORDS))]

@@ -639,3 +639,149 @@ def test_ray_blocks_roundtrip(mixed_inputs: Scan) -> None:
         index, dataset = decode(encode(7, frame, removed))
         assert index == 7
         assert dataset.to_polars().equals(frame) and dataset.removed.equals(removed)
+
+
+# --- the parallel local executor (workers=) -------------------------------------------------
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every file a run left, by path, except the manifest (it holds timings)."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != "manifest.json"}
+
+
+def _shards(folder: Path) -> dict[str, Any]:
+    """The manifest's shards and decided steps without timings."""
+    body = json.loads((folder / "manifest.json").read_text())
+    for entry in body["shards"].values():
+        entry["history"] = [{k: v for k, v in h.items() if k != "seconds"} for h in entry["history"]]
+    return {"shards": body["shards"], "fingerprint": body["fingerprint"],
+            "globals": {k: {n: v for n, v in g.items() if n != "seconds"} for k, g in body["globals"].items()}}
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_workers_write_the_bytes_of_one_worker(mixed_inputs: Scan, tmp_path: Path, fmt: str) -> None:
+    dedup = pytest.importorskip("instructkit.dedup")
+    toy = ik.benchmarks.from_records("toy", [{"q": BENCH_ITEM}], ["q"])
+    steps = [*STEPS, ik.decontaminate([toy], n=5),
+             dedup.minhash(threshold=0.6, num_perm=32, unit="char", ngram=3, fields=("output",))]
+    one = run(steps, mixed_inputs, output=tmp_path / "one", format=fmt)
+    two = run(steps, mixed_inputs, output=tmp_path / "two", format=fmt, workers=2)
+    assert one.records_out == two.records_out and two.records_out > 0
+    assert one.records_in == two.records_in == 321  # 250 + a bad line + 70
+    assert _files(tmp_path / "one") == _files(tmp_path / "two")
+    assert _shards(tmp_path / "one") == _shards(tmp_path / "two")
+    assert one.report().drop("seconds").equals(two.report().drop("seconds"))
+    # the spills and scratch files of the passes are gone, as with one worker
+    assert not list((tmp_path / "two" / "state").glob("spill-*")) and not (tmp_path / "two" / "state" / "tmp").exists()
+
+
+def test_workers_without_global_steps_and_resume(jsonl: Path, tmp_path: Path) -> None:
+    steps = [Shout(), MinChars()]
+    one = run(steps, jsonl, batch_size=40, output=tmp_path / "one")
+    two = run(steps, jsonl, batch_size=40, output=tmp_path / "two", workers=-1)
+    assert _files(tmp_path / "one") == _files(tmp_path / "two")  # state/ids-*.npy included
+    assert two.records_out == one.records_out
+    # a run with other workers resumes the same run: every shard is finished
+    again = run(steps, jsonl, batch_size=40, output=tmp_path / "two", workers=1)
+    assert again.skipped == 7 and again.records_out == one.records_out
+
+
+def test_workers_on_an_in_memory_dataset_keep_order_and_log() -> None:
+    ds = ik.Dataset.from_records(_records(90))
+    expected = ds.pipe(*STEPS)
+    got = run(STEPS, ds, batch_size=20, workers=2).dataset
+    assert got is not None
+    assert got.to_polars().equals(expected.to_polars())
+    assert got.removed.select("id", "step", "reason", "detail").equals(
+        expected.removed.select("id", "step", "reason", "detail"))
+
+
+def test_workers_check_repeated_ids(tmp_path: Path) -> None:
+    ids = [f"r{i}" for i in range(100)]
+    ids[87] = "r12"
+    path = _with_ids(tmp_path / "c.jsonl", ids)
+    where = r"input batch 2 \(.*c\.jsonl, 20 records from line 81\) and in input batch 0 \(.*line 1\)"
+    with pytest.raises(ValueError, match=rf"id 'r12' appears in {where}: ids must be unique"):
+        run([Shout(), FirstOfText()], path, batch_size=40, output=tmp_path / "out", workers=2)
+
+
+def test_workers_argument_is_checked(jsonl: Path) -> None:
+    from instructkit.executors.parallel import available_cores, resolve_workers
+
+    assert resolve_workers(-1) == available_cores() >= 1
+    with pytest.raises(ValueError, match="workers must be >= 1, or -1"):
+        run([Shout()], jsonl, workers=0)
+    with pytest.raises(TypeError, match="workers must be an int"):
+        run([Shout()], jsonl, workers=2.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="workers= is for the local executor"):
+        run([Shout()], jsonl, executor="ray", workers=2)
+
+
+class Sleepy(Map):
+    """Sleeps on each batch and leaves a file with its process id and start and end times."""
+
+    name = "test.sleepy"
+
+    def __init__(self, folder: str = "", seconds: float = 0.5) -> None:
+        self.folder = folder
+        self.seconds = seconds
+
+    def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
+        import time
+
+        start = time.time()
+        time.sleep(self.seconds)
+        (Path(self.folder) / f"{frame['id'][0]}.json").write_text(json.dumps([os.getpid(), start, time.time()]))
+        return frame
+
+
+def test_workers_run_batches_at_the_same_time(tmp_path: Path) -> None:
+    ds = ik.Dataset.from_records([{"instruction": f"t{i}", "output": "o"} for i in range(8)])
+    run([Sleepy(str(tmp_path))], ds, batch_size=2, workers=2)
+    spans = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
+    assert len(spans) == 4 and len({pid for pid, _, _ in spans}) == 2
+    assert os.getpid() not in {pid for pid, _, _ in spans}
+    # two batches overlapped in time: they ran in two processes at once
+    assert any(a[1] < b[2] and b[1] < a[2] for a in spans for b in spans if a is not b)
+
+
+def test_a_failing_step_on_a_worker_stops_the_run_and_resumes(jsonl: Path, tmp_path: Path) -> None:
+    steps = [Shout(field="no_such_column")]
+    with pytest.raises(pl.exceptions.ColumnNotFoundError, match="no_such_column"):
+        run(steps, jsonl, batch_size=40, output=tmp_path / "out", workers=2)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["shards"] == {}
+    # a fixed pipeline is another run: the folder is refused until resume=False
+    with pytest.raises(ValueError, match="different pipeline"):
+        run([Shout()], jsonl, batch_size=40, output=tmp_path / "out", workers=2)
+    assert run([Shout()], jsonl, batch_size=40, output=tmp_path / "out", workers=2, resume=False).records_out == 250
+
+
+def test_workers_from_a_recipe_and_the_command_line(tmp_path: Path) -> None:
+    from instructkit.cli import main
+    from instructkit.pipeline import run_recipe
+
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"instruction": f"q{i % 5}", "output": "a"}) + "\n"
+                                               for i in range(20)))
+    (tmp_path / "r.yaml").write_text("inputs: [in.jsonl]\nsteps: [normalize, dedup.exact]\n"
+                                     "run: {output: one, batch_size: 8}\n")
+    one = run_recipe(tmp_path / "r.yaml")
+    two = run_recipe(tmp_path / "r.yaml", run={"output": "two", "workers": 2})
+    assert one.run is not None and two.run is not None
+    assert _files(tmp_path / "one") == _files(tmp_path / "two") and two.run.records_out == 5
+    assert main(["run", str(tmp_path / "r.yaml"), "--workers", "2", "--output-dir", str(tmp_path / "cli")]) == 0
+    assert _files(tmp_path / "cli") == _files(tmp_path / "one")
+
+
+def test_workers_refuse_a_step_they_cannot_receive(jsonl: Path, tmp_path: Path) -> None:
+    class Local(Map):  # defined in a function: pickle cannot name it
+        name = "test.local"
+
+        def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
+            return frame
+
+    with pytest.raises(TypeError, match=r"step .*Local\(\) cannot be sent to worker processes .*workers=1"):
+        run([Local()], jsonl, batch_size=40, output=tmp_path / "out", workers=2)
+    assert not (tmp_path / "out").exists()
+    assert run([Local()], jsonl, batch_size=40, output=tmp_path / "one").records_out == 250

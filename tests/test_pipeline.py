@@ -139,8 +139,8 @@ def test_recipe_runs_out_of_core(tmp_path):
     with pytest.raises(ValueError, match="share their reader options"):
         run_recipe("inputs: [{path: a.jsonl, on_error: skip}, b.jsonl]\nsteps: []\nrun: {output: o}\n",
                    base=tmp_path)
-    with pytest.raises(ValueError, match=r"unknown 'run:' option\(s\) \['workers'\]"):
-        run_recipe("inputs: [a.jsonl]\nsteps: []\nrun: {output: o, workers: 2}\n", base=tmp_path)
+    with pytest.raises(ValueError, match=r"unknown 'run:' option\(s\) \['threads'\]"):
+        run_recipe("inputs: [a.jsonl]\nsteps: []\nrun: {output: o, threads: 2}\n", base=tmp_path)
 
 
 def test_apply_drops_keeps_earlier_marks():

@@ -233,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", type=Path, default=None, help="folder for the shards and manifest")
     p.add_argument("--address", default=None, help="Ray cluster to join (auto, ray://head:10001)")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance")
+    p.add_argument("--workers", type=int, default=None, help="worker processes of the local executor (-1: all cores)")
     p.add_argument("--no-resume", action="store_true", help="start over instead of resuming")
     p.set_defaults(func=_run)
 
@@ -301,7 +302,7 @@ def _run(args: argparse.Namespace) -> int:
     run = {k: v for k, v in {
         "executor": args.executor, "batch_size": args.batch_size,
         "output": str(args.output_dir.resolve()) if args.output_dir else None,
-        "address": args.address, "num_cpus": args.num_cpus, "resume": False if args.no_resume else None,
+        "address": args.address, "num_cpus": args.num_cpus, "workers": args.workers, "resume": False if args.no_resume else None,
     }.items() if v is not None}
     log.info("running recipe %s%s", args.recipe, f" with run options {run}" if run else "")
     result = run_recipe(args.recipe, run=run or None)

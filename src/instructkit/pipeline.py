@@ -170,7 +170,7 @@ class RecipeResult:
 
 
 #: Keys of a recipe's ``run:`` section (see :func:`instructkit.executors.run`).
-RUN_OPTIONS = ("executor", "batch_size", "output", "format", "resume", "address", "num_cpus")
+RUN_OPTIONS = ("executor", "batch_size", "output", "format", "resume", "address", "num_cpus", "workers")
 
 #: Top-level sections of a recipe.
 SECTIONS = ("inputs", "steps", "mix", "split", "output", "removed", "report", "card", "finetune", "run")

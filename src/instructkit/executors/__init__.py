@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from instructkit.executors.local import FORMATS, RunResult, as_source, run_local
+from instructkit.executors.parallel import resolve_workers, run_parallel
 from instructkit.transform import Transform
 
 __all__ = ["run", "RunResult"]
@@ -30,6 +31,7 @@ def run(
     resume: bool = True,
     address: str | None = None,
     num_cpus: int | None = None,
+    workers: int = 1,
 ) -> RunResult:
     """Run ``steps`` over ``source`` in batches and write output shards.
 
@@ -42,6 +44,13 @@ def run(
     ``executor="ray"`` runs on Ray Data (``pip install instructkit[ray]``): ``address``
     names a cluster (``"auto"``, ``"ray://head:10001"``); without it a local Ray instance
     starts with ``num_cpus`` CPUs.
+
+    ``workers`` (local executor) is the number of worker processes: Map and Filter steps
+    run batch by batch on all of them, global steps observe on them and decide once on the
+    driver, and every output byte is the one ``workers=1`` writes. ``-1`` uses every
+    available core. The default, 1, runs in this process: no start-up cost (about a second
+    per worker) and steps need not be picklable; pass ``workers=-1`` for big inputs (see
+    docs/scaling.md). No more workers start than there are batches.
 
     Example:
         >>> import instructkit as ik
@@ -59,7 +68,12 @@ def run(
     bad = [s for s in steps if not isinstance(s, Transform)]
     if bad:
         raise TypeError(f"steps must be instructkit transforms; got {bad[0]!r}")
+    if executor == "ray" and workers != 1:
+        raise ValueError("workers= is for the local executor; Ray's size is set by num_cpus= or the cluster")
+    n_workers = resolve_workers(workers)
     src = as_source(source, batch_size)
+    if n_workers > 1:
+        n_workers = min(n_workers, len(src.splits()))
     temporary = output is None
     out = Path(tempfile.mkdtemp(prefix="ik-run-")) if temporary else Path(output)
     try:
@@ -67,6 +81,8 @@ def run(
             from instructkit.executors.ray import run_ray
 
             result = run_ray(steps, src, out, format, resume, address=address, num_cpus=num_cpus)
+        elif n_workers > 1:
+            result = run_parallel(steps, src, out, format, resume, workers=n_workers)
         else:
             result = run_local(steps, src, out, format, resume)
         if temporary:

@@ -1,0 +1,342 @@
+"""The local executor on several worker processes (``Pipeline.run(..., workers=N)``).
+
+The passes, the manifest and the files are those of :func:`~instructkit.executors.local.run_local`;
+only where a batch is processed changes. The driver lists the batches of a pass and hands
+them, in order, to a pool of worker processes; each worker reads its batch (a split of the
+source, or a spill of the previous pass), runs the steps, and then either observes the
+global step of the pass (spilling the batch for the next pass) or writes the batch's output
+and removed-log shards. The driver collects the answers in batch order: it shows the ids to
+the :class:`~instructkit.executors.ids.IdLedger`, gathers the global step's states, runs
+``decide`` once, and records finished shards in the manifest. Every file is the one
+``workers=1`` writes, byte for byte.
+
+Workers are started with the ``spawn`` method (polars and numba run thread pools, which
+``fork`` does not copy safely). Each gets the steps once, when it starts, with the state
+their :meth:`~instructkit.transform.Transform.shared_state` built on the driver (such as
+decontamination's n-gram index); decided drops are read by each worker from the run folder
+(``state/global-N.parquet``) the first time a pass needs them. A worker holds one batch at a
+time and at most ``2 * workers`` batches are handed out at once, so memory is bounded by the
+batch size, not by the corpus.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import shutil
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from instructkit._progress import progress
+from instructkit.dataset import Dataset
+from instructkit.dedup._spill import spill_to
+from instructkit.executors.ids import IdLedger, hash_ids
+from instructkit.executors.local import (
+    FrameSource,
+    Manifest,
+    RunResult,
+    Source,
+    _drop_spill,
+    _read_spill,
+    _spilled,
+    _write_spill,
+    decide,
+    fingerprint,
+    from_source,
+    global_positions,
+    id_ledger,
+    may_spill,
+    prepare,
+    read_label,
+    run_steps,
+    write_shard,
+)
+from instructkit.transform import Transform
+
+__all__ = ["available_cores", "check_picklable", "resolve_workers", "run_parallel"]
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one).
+
+    Example:
+        >>> available_cores() >= 1
+        True
+    """
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def resolve_workers(workers: int) -> int:
+    """The number of worker processes ``workers`` asks for: ``-1`` means every available
+    core, any other value must be a positive int.
+
+    Example:
+        >>> resolve_workers(3)
+        3
+        >>> resolve_workers(-1) == available_cores()
+        True
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int):
+        raise TypeError(f"workers must be an int (>= 1, or -1 for every core), got {workers!r}")
+    if workers == -1:
+        return available_cores()
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, or -1 for every core; got {workers}")
+    return workers
+
+
+# -------------------------------------------------------------------------------------------
+# what a worker runs
+
+_STEPS: list[Transform] = []
+_SOURCE: Any = None
+_LABEL: str | None = None
+_DROPS: dict[int, pl.DataFrame] = {}
+
+
+def _init_worker(steps: list[Transform], shared: list[Any], source: Any, label: str | None, env: dict[str, str]) -> None:
+    global _SOURCE, _LABEL
+    os.environ.update(env)
+    for step, state in zip(steps, shared, strict=True):
+        if state is not None:
+            step.attach_shared_state(state)
+    _STEPS[:] = steps
+    _SOURCE, _LABEL = source, label
+    _DROPS.clear()
+
+
+def _load(spec: tuple[Any, ...]) -> Dataset:
+    """A batch entering a pass: ``("split", split)`` of the source the worker holds,
+    ``("frame", frame, removed)`` shipped by the driver, or ``("spill", folder, index)``."""
+    kind = spec[0]
+    if kind == "spill":
+        return _read_spill(Path(spec[1]), spec[2])
+    started = time.perf_counter()
+    frame, removed = _SOURCE.read_split(spec[1]) if kind == "split" else (spec[1], spec[2])
+    return from_source(frame, removed, time.perf_counter() - started, _LABEL)
+
+
+def _drops(paths: dict[int, str], stop: int | None) -> dict[int, pl.DataFrame]:
+    for position, path in paths.items():
+        if position not in _DROPS and (stop is None or position < stop):
+            _DROPS[position] = pl.read_parquet(path)
+    return _DROPS
+
+
+def _task(
+    spec: tuple[Any, ...],
+    index: int,
+    drop_paths: dict[int, str],
+    start: int,
+    observe: int | None,
+    check_ids: bool,
+    out: str,
+    fmt: str,
+    spill: str | None,
+    scratch: str,
+) -> tuple[bytes | None, Any, float]:
+    """One batch of a pass. With ``observe`` set: the batch through the steps before that
+    global step, its state (and its spill); else through every step to its shards."""
+    dataset = _load(spec)
+    ids = hash_ids(dataset.to_polars()["id"]).tobytes() if check_ids else None
+    drops = _drops(drop_paths, observe)
+    if observe is None:
+        return ids, write_shard(run_steps(_STEPS, dataset, drops, start=start), Path(out), index, fmt), 0.0
+    dataset = run_steps(_STEPS, dataset, drops, start=start, stop=observe)
+    started = time.perf_counter()
+    with spill_to(scratch):
+        state = _STEPS[observe].observe(dataset.to_polars())
+    seconds = time.perf_counter() - started
+    if spill is not None:
+        _write_spill(Path(spill), index, dataset)
+    return ids, state, seconds
+
+
+# -------------------------------------------------------------------------------------------
+# the driver
+
+
+@contextmanager
+def _pool(steps: list[Transform], source: Source, workers: int) -> Iterator[ProcessPoolExecutor]:
+    shared = [step.shared_state() for step in steps]
+    # an in-memory source ships its batches with the tasks, not the whole frame to each worker
+    held = None if isinstance(source, FrameSource) else source
+    # each worker's polars and numba get an equal share of the cores, not all of them each
+    threads = str(max(1, available_cores() // workers))
+    env = {"POLARS_MAX_THREADS": threads, "NUMBA_NUM_THREADS": threads}
+    saved = {k: os.environ.get(k) for k in env}
+    # a spawned child reads these when it imports polars, before the initializer runs
+    os.environ.update(env)
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(steps, shared, held, read_label(source), env),
+    )
+    try:
+        try:
+            # start every worker now, while the environment above holds
+            list(pool.map(_ping, range(workers)))
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def check_picklable(steps: Sequence[Transform]) -> None:
+    """Raise ``TypeError`` naming the first step that cannot be sent to a worker process."""
+    for step in steps:
+        try:
+            pickle.dumps(step, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as e:  # pickling raises several types (PicklingError, AttributeError, TypeError)
+            raise TypeError(
+                f"step {step!r} cannot be sent to worker processes ({type(e).__name__}: {e}); define its "
+                "class at the top level of an importable module, or run with workers=1"
+            ) from e
+
+
+def _ping(_: int) -> int:
+    return os.getpid()
+
+
+def _ordered(pool: ProcessPoolExecutor, tasks: Iterator[tuple[int, tuple[Any, ...]]], window: int,
+             **kwargs: Any) -> Iterator[tuple[int, Any]]:
+    """Results of ``_task`` per batch in the order of ``tasks``, at most ``window`` batches
+    handed out at once (the bound on memory)."""
+    pending: deque[tuple[int, Future[Any]]] = deque()
+    for index, spec in tasks:
+        pending.append((index, pool.submit(_task, spec, index, **kwargs)))
+        if len(pending) >= window:
+            index, future = pending.popleft()
+            yield index, future.result()
+    while pending:
+        index, future = pending.popleft()
+        yield index, future.result()
+
+
+def _specs(source: Source, manifest: Manifest, previous: int | None, skip: set[int]) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    """The batches entering a pass, as tasks: splits of the source, or the spill of the
+    global step at ``previous``."""
+    if previous is None:
+        for split in source.splits():
+            if split.index in skip:
+                continue
+            if isinstance(source, FrameSource):
+                yield split.index, ("frame", *source.read_split(split))
+            else:
+                yield split.index, ("split", split)
+        return
+    spill = str(manifest.out / manifest.globals[previous]["spill"])
+    for index in manifest.globals[previous]["batches"]:
+        if index not in skip:
+            yield index, ("spill", spill, index)
+
+
+def run_parallel(
+    steps: Sequence[Transform],
+    source: Source,
+    output: Path,
+    fmt: str = "parquet",
+    resume: bool = True,
+    workers: int = 2,
+) -> RunResult:
+    """Run ``steps`` over ``source`` on ``workers`` processes, writing the shards
+    :func:`~instructkit.executors.local.run_local` writes. See
+    :func:`instructkit.executors.run` for the public entry point.
+
+    Example:
+        >>> import instructkit as ik                                                # doctest: +SKIP
+        >>> ik.Pipeline([ik.normalize(), ik.dedup.exact()]).run("big.jsonl",        # doctest: +SKIP
+        ...     output="out/", workers=-1)
+    """
+    started = time.perf_counter()
+    steps = list(steps)
+    check_picklable(steps)
+    manifest = Manifest(output, fingerprint(steps, source, fmt), resume)
+    prepare(steps)
+    drops = manifest.drops()
+    ledger: IdLedger | None = id_ledger(source, steps, output)
+    scratch = output / "state" / "tmp"
+    shutil.rmtree(scratch, ignore_errors=True)
+    window = 2 * workers
+    common = {"out": str(output), "fmt": fmt, "scratch": str(scratch)}
+
+    def drop_paths() -> dict[int, str]:
+        return {i: str(output / g["drops"]) for i, g in manifest.globals.items()}
+
+    with _pool(steps, source, workers) as pool:
+        previous: int | None = None
+        for position in global_positions(steps):
+            if position in drops:
+                ledger = None
+            else:
+                step = steps[position]
+                spill: Path | None = output / "state" / f"spill-{position}"
+                shutil.rmtree(spill, ignore_errors=True)
+                if may_spill(steps, position):
+                    spill.mkdir(parents=True)
+                else:
+                    spill = None
+                first = _spilled(manifest, previous)
+                check = ledger is not None and first is None
+                states, seconds, batches = [], 0.0, []
+                results = _ordered(
+                    pool, _specs(source, manifest, first, set()), window, drop_paths=drop_paths(),
+                    start=0 if first is None else first, observe=position, check_ids=check,
+                    spill=None if spill is None else str(spill), **common,
+                )
+                for index, (ids, state, spent) in progress(results, desc=f"observe {step.name}", unit="batch"):
+                    if check:
+                        ledger.add(index, np.frombuffer(ids, np.uint64))  # type: ignore[union-attr]
+                    states.append(state)
+                    seconds += spent
+                    batches.append(index)
+                ledger = None
+                t0 = time.perf_counter()
+                with spill_to(scratch):
+                    options = step.decide_options("local")  # type: ignore[attr-defined]
+                    drops[position] = decide(step, states, **options)
+                del states
+                seconds += time.perf_counter() - t0
+                entry = {"step": step.name, "seconds": seconds, "batches": batches,
+                         "spill": None if spill is None else str(spill.relative_to(output)),
+                         **step.decide_stats(options)}  # type: ignore[attr-defined]
+                manifest.record_global(position, drops[position], entry)
+            _drop_spill(manifest, previous)
+            previous = position
+        shutil.rmtree(scratch, ignore_errors=True)
+
+        done = set(manifest.shards)
+        first = _spilled(manifest, previous)
+        check = ledger is not None and first is None
+        if check:
+            ledger.resume(done)  # type: ignore[union-attr]
+        results = _ordered(
+            pool, _specs(source, manifest, first, done), window, drop_paths=drop_paths(),
+            start=0 if first is None else first, observe=None, check_ids=check, spill=None, **common,
+        )
+        for index, (ids, entry, _) in progress(results, desc="run", unit="batch"):
+            if check:
+                ledger.add(index, np.frombuffer(ids, np.uint64))  # type: ignore[union-attr]
+            manifest.record_shard(index, entry)
+    _drop_spill(manifest, previous)
+    return manifest.result(skipped=len(done), seconds=time.perf_counter() - started)
