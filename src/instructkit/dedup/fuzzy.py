@@ -44,7 +44,7 @@ class Fuzzy(Against, Global):
     """Drop a record whose ``field`` is too similar to an earlier kept record's.
 
     Records are scanned in order; a record is dropped (reason ``fuzzy_duplicate``, detail
-    ``{"kept": id, "score": s, "cluster": c}``) when it matches a record kept so far (a
+    ``{"cluster": c, "kept": id, "score": s}``) when it matches a record kept so far (a
     greedy pool: a kept record joins the pool). With ``against=`` the reference records
     (seed tasks) start the pool; the reference itself is not deduplicated. Records copied by
     upsampling (``meta.repeat > 0``) are left alone.
@@ -79,7 +79,7 @@ class Fuzzy(Against, Global):
         (2, ['demo:1'])
         >>> out = ds.pipe(ik.dedup.fuzzy(scorer="rougeL", threshold=0.7))
         >>> out.removed["id"].to_list(), out.removed["detail"][0]
-        (['demo:1'], '{"kept":"demo:0","cluster":0,"score":0.8333}')
+        (['demo:1'], '{"cluster":0,"kept":"demo:0","score":0.8333}')
     """
 
     name: ClassVar[str] = "dedup.fuzzy"
