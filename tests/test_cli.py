@@ -317,3 +317,14 @@ def test_in_memory_dedup_and_decontamination_report_progress(capsys, monkeypatch
         data.pipe(step)
         err = capsys.readouterr().err
         assert f"instructkit: observe {step.name}: done 3/3 batch (100%)" in err, err
+
+
+def test_convert_takes_a_system_prompt_and_writes_only_the_formats_fields(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"instruction": "Hi", "output": "Hello", "note": "x"}\n')
+    out = tmp_path / "o.jsonl"
+    assert main(["convert", str(data), str(out), "--to", "text", "--template", "chatml",
+                 "--system", "Be kind."]) == 0
+    assert "<|im_start|>system\nBe kind.<|im_end|>" in json.loads(out.read_text())["text"]
+    assert main(["convert", str(data), str(out), "--to", "alpaca", "--no-meta", "--no-ids"]) == 0
+    assert set(json.loads(out.read_text())) == {"instruction", "input", "output"}

@@ -255,6 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--template", default=None, help="prompt format for --to text")
     p.add_argument("--turns", default=None, choices=["first", "last", "split"])
     p.add_argument("--on-error", default="raise", choices=["raise", "skip"])
+    p.add_argument("--system", default=None, help="system prompt for records that have none")
+    p.add_argument("--no-meta", dest="meta", action="store_false",
+                   help="write only the format's own fields (for tools that match key sets, "
+                        "such as text-generation-webui)")
+    p.add_argument("--no-ids", dest="ids", action="store_false", help="leave the id field out")
     p.set_defaults(func=_convert)
 
     p = sub.add_parser("demo", help="run the default pipeline on the bundled demo dataset")
@@ -337,7 +342,8 @@ def _convert(args: argparse.Namespace) -> int:
     with _stdin_as_file([args.input]) as (path,):
         ds = read(path, format=args.from_format, on_error=args.on_error)
     log.info("read %d records (%d unreadable) from %s", len(ds), ds.removed.height, args.input)
-    options = {"format": args.to_format, "template": args.template, "turns": args.turns}
+    options = {"format": args.to_format, "template": args.template, "turns": args.turns,
+               "system": args.system, "meta": args.meta, "ids": args.ids}
     if args.output == "-":
         with tempfile.TemporaryDirectory(prefix="instructkit-stdout-") as tmp:
             written = ds.write(Path(tmp) / "stdout.jsonl", **options)
