@@ -273,3 +273,16 @@ def test_to_hf_in_a_trainers_form() -> None:
     hf = _mixed().to_hf("messages")
     assert hf.column_names == ["messages"] and hf[0]["messages"][0] == {"role": "system", "content": "Be brief."}
     assert _mixed().to_hf("alpaca", ids=True).column_names == ["id", "instruction", "input", "output", "system", "history"]
+
+
+def test_prompt_completion_writer(tmp_path: Path) -> None:
+    ds = ik.Dataset.from_records([{"instruction": "Add.", "input": "2 3", "output": "5"},
+                                  {"instruction": "Name a colour.", "output": "Blue."}], source="pc")
+    path = ds.write(tmp_path / "pc.jsonl", format="prompt_completion")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert rows == [{"id": "pc:0", "prompt": "Add.\n\n2 3", "completion": "5"},
+                    {"id": "pc:1", "prompt": "Name a colour.", "completion": "Blue."}]
+    back = ik.read(path)  # the reader knows the form: prompt -> instruction, completion -> output
+    assert back.to_polars()["output"].to_list() == ["5", "Blue."]
+    with pytest.raises(ValueError, match="system prompt"):
+        ds.write(tmp_path / "s.jsonl", format="prompt_completion", system="Be brief.")

@@ -40,7 +40,7 @@ from instructkit.io.convert import ROW_FORMATS, TURNS, alpaca_frame, alpaca_json
 if TYPE_CHECKING:
     from instructkit.dataset import Dataset
 
-WRITE_FORMATS = (*ROW_FORMATS, "text")
+WRITE_FORMATS = (*ROW_FORMATS, "text", "prompt_completion")
 _KINDS = {
     ".json": "json", ".json.gz": "json",
     ".jsonl": "jsonl", ".ndjson": "jsonl", ".jsonl.gz": "jsonl", ".ndjson.gz": "jsonl",
@@ -117,7 +117,10 @@ def write(
     """Write ``dataset`` to ``path`` in ``format``; returns the path.
 
     - ``format``: ``alpaca``, ``sharegpt``, ``messages``, or ``text`` (``{"id", "text"}`` rows
-      with the training text rendered in the prompt format ``template``, e.g. ``"llama2"``).
+      with the training text rendered in the prompt format ``template``, e.g. ``"llama2"``), or
+      ``prompt_completion`` (``{"id", "prompt", "completion"}``, trl's prompt-completion form:
+      a hand-off to a trainer, like ``text``; a record it cannot hold, a conversation or a
+      system prompt, is an error naming it, see :mod:`instructkit.io.handoff`).
     - ``turns``: how conversations become alpaca rows. By default one row each, the earlier
       exchanges in ``history`` (LLaMA-Factory); ``first``, ``last`` or ``split`` instead.
     - ``ids``: write ``id`` and ``source`` in every row.
@@ -156,6 +159,10 @@ def write(
         if template is None:
             raise ValueError("format='text' needs template= (a prompt format such as 'alpaca' or 'llama2')")
         rows: Iterator[dict[str, Any]] = _text_rows(dataset, template, ids, tokenizer)
+    elif format == "prompt_completion":
+        from instructkit.io.handoff import trainer_frame
+
+        rows = trainer_frame(dataset.to_polars(), "prompt_completion", ids=ids).iter_rows(named=True)
     else:
         if template is not None:
             raise ValueError(f"template= applies to format='text' only, not {format!r}")
