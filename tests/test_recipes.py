@@ -171,7 +171,7 @@ def test_recipe_mix_errors(four_inputs: Path) -> None:
     ("inputs: [a.jsonl]\nsteps: []\nmix: {weight: {a: 1}}\n",
      r"unknown key\(s\) \['weight'\] in the recipe's 'mix' section; valid: \[.*'weights'\]"),
     ("inputs: [a.jsonl]\nsteps: [{mix: {totl: 3}}]\n", r"unknown key\(s\) \['totl'\] in step 0 \(mix\)"),
-    ("inputs: [a.jsonl]\nsteps: []\nrun: {output: o, workers: 2}\n", r"unknown 'run:' option\(s\) \['workers'\]"),
+    ("inputs: [a.jsonl]\nsteps: []\nrun: {output: o, threads: 2}\n", r"unknown 'run:' option\(s\) \['threads'\]"),
     ("inputs: [a.jsonl]\nsteps: []\nremoved: {path: r.jsonl}\n", r"'removed' is a file path"),
 ])
 def test_unknown_keys_are_named_with_the_valid_ones(tmp_path: Path, recipe: str, message: str) -> None:
