@@ -389,3 +389,31 @@ def test_exact_without_normalization_compares_the_raw_text():
     out = ik.Dataset.from_records(rows, source="s").pipe(ik.dedup.exact(normalize=False))
     assert out.to_polars()["id"].to_list() == ["s:0", "s:1"]
     assert out.removed["id"].to_list() == ["s:2"]
+
+
+def test_progress_moves_on_steps_shorter_than_one_batch(monkeypatch) -> None:
+    """With progress shown, a step over fewer rows than batch_size still runs in about twenty
+    slices (of at least MIN_PROGRESS_SLICE rows), and gives the same result as in one."""
+    import polars as pl
+
+    import instructkit as ik
+    from instructkit import _progress
+    from instructkit.transform import MIN_PROGRESS_SLICE
+
+    seen: list[int] = []
+
+    class Upper(ik.Map):
+        name = "test.upper_slices"
+
+        def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
+            seen.append(frame.height)
+            return frame.with_columns(pl.col("instruction").str.to_uppercase())
+
+    ds = ik.Dataset.from_records([{"instruction": f"task {i}", "output": "x"} for i in range(10_000)])
+    quiet = ds.pipe(Upper())
+    assert seen == [10_000]
+    seen.clear()
+    monkeypatch.setattr(_progress, "_quiet", False)
+    shown = ds.pipe(Upper(), ik.dedup.exact())
+    assert seen == [MIN_PROGRESS_SLICE] * 5
+    assert shown.to_polars().equals(quiet.pipe(ik.dedup.exact()).to_polars())

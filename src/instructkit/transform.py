@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import polars as pl
 
-from instructkit._progress import progress
+from instructkit._progress import progress, quiet
 
 if TYPE_CHECKING:
     from instructkit.dataset import Dataset
@@ -52,6 +52,9 @@ REASON = "_ik_reason"
 DETAIL = "_ik_detail"
 
 Kind = Literal["map", "filter", "global"]
+
+#: Fewest rows in a slice cut only so that progress moves (see ``Transform._slice_rows``).
+MIN_PROGRESS_SLICE = 2_000
 
 _REGISTRY: dict[str, type[Transform]] = {}
 
@@ -121,27 +124,23 @@ class Transform:
         self.prepare()
         start = time.perf_counter()
         frame = dataset.to_polars()
-        if self.kind in ("map", "filter") and len(frame) > self.batch_size:
+        size = self._slice_rows(len(frame))
+        if self.kind in ("map", "filter") and len(frame) > size:
             parts = [
-                self.apply(frame.slice(offset, self.batch_size))
+                self.apply(frame.slice(offset, size))
                 for offset in progress(
-                    range(0, len(frame), self.batch_size),
-                    total=-(-len(frame) // self.batch_size),
-                    desc=self.name,
-                    unit="batch",
+                    range(0, len(frame), size), total=-(-len(frame) // size), desc=self.name, unit="batch"
                 )
             ]
             out = pl.concat(parts, how="diagonal_relaxed")
-        elif self.kind == "global" and len(frame) > self.batch_size:
+        elif self.kind == "global" and len(frame) > size:
             # observe in slices, as the executors do, so a long dedup or decontamination
             # shows progress; decide still sees every slice's state at once
             states = [
-                self.observe(frame.slice(offset, self.batch_size))
+                self.observe(frame.slice(offset, size))
                 for offset in progress(
-                    range(0, len(frame), self.batch_size),
-                    total=-(-len(frame) // self.batch_size),
-                    desc=f"observe {self.name}",
-                    unit="batch",
+                    range(0, len(frame), size), total=-(-len(frame) // size),
+                    desc=f"observe {self.name}", unit="batch",
                 )
             ]
             out = self.apply_decision(frame, self.decide(states))
@@ -153,6 +152,15 @@ class Transform:
                 f"keep every row and mark drops in the {REASON!r} column"
             )
         return dataset._advance(self, out, time.perf_counter() - start)
+
+    def _slice_rows(self, n: int) -> int:
+        """Rows per slice of the in-memory path: ``batch_size``; while progress is shown, also
+        about a twentieth of the data (at least ``MIN_PROGRESS_SLICE`` rows), so a step of a
+        few seconds moves its bar too. Slicing never changes a result: steps give the same
+        output for any batching, which the conformance test checks on every step."""
+        if quiet() or n <= MIN_PROGRESS_SLICE:
+            return self.batch_size
+        return min(self.batch_size, max(MIN_PROGRESS_SLICE, -(-n // 20)))
 
     def get_params(self) -> dict[str, Any]:
         """The ``__init__`` parameters and their current values, as scikit-learn does."""
