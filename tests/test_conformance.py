@@ -249,3 +249,13 @@ def test_differences_name_order_and_log() -> None:
     kept, log = differences(ds.pipe(ik.quality(refusals=None)), dropped)
     assert kept == "kept ids: 11 expected, 10 got; missing ['c:6']"
     assert log.startswith("removed log: 1 rows expected, 2 got; expected only []; got only [('c:6', 'quality', 'refusal'")
+
+
+@pytest.mark.parametrize("name", sorted(builtin_steps()))
+def test_every_step_saves_to_yaml_and_loads_back(name: str, folder: Path) -> None:
+    """16.6: ``to_yaml`` works for every step that can be constructed (a model given as an
+    object is written as its recipe form)."""
+    params = {k: ik.LLM.from_openai("http://127.0.0.1:9/v1", "m", cache=False) if isinstance(v, ScriptedLLM) else v
+              for k, v in configs(folder)[name].items()}
+    text = ik.Pipeline([builtin_steps()[name](**params)]).to_yaml()
+    assert ik.Pipeline.from_yaml(text).to_yaml() == text
