@@ -552,6 +552,27 @@ def _drop_spill(manifest: Manifest, position: int | None) -> None:
         shutil.rmtree(manifest.out / manifest.globals[position]["spill"], ignore_errors=True)
 
 
+def record_decision(
+    manifest: Manifest,
+    step: Transform,
+    position: int,
+    states: list[Any],
+    seconds: float,
+    batches: list[int],
+    spill: Path | None,
+    drops: dict[int, pl.DataFrame],
+) -> None:
+    """Decide the global step at ``position`` over its batches' states (in the driver), put
+    the drops in ``drops`` and record them, with the time spent and the spill, in the manifest."""
+    t0 = time.perf_counter()
+    options = step.decide_options("local")  # type: ignore[attr-defined]
+    drops[position] = decide(step, states, **options)
+    entry = {"step": step.name, "seconds": seconds + time.perf_counter() - t0, "batches": batches,
+             "spill": None if spill is None else str(spill.relative_to(manifest.out)),
+             **step.decide_stats(options)}  # type: ignore[attr-defined]
+    manifest.record_global(position, drops[position], entry)
+
+
 def _observe_passes(
     steps: Sequence[Transform],
     source: Source,
@@ -589,15 +610,8 @@ def _observe_passes(
                     _write_spill(spill, index, dataset)
                 batches.append(index)
             checking = None
-            t0 = time.perf_counter()
-            options = step.decide_options("local")  # type: ignore[attr-defined]
-            drops[position] = decide(step, states, **options)
+            record_decision(manifest, step, position, states, seconds, batches, spill, drops)
             del states
-            seconds += time.perf_counter() - t0
-            entry = {"step": step.name, "seconds": seconds, "batches": batches,
-                     "spill": None if spill is None else str(spill.relative_to(output)),
-                     **step.decide_stats(options)}  # type: ignore[attr-defined]
-            manifest.record_global(position, drops[position], entry)
         _drop_spill(manifest, previous)
         previous = position
 

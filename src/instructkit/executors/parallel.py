@@ -49,7 +49,6 @@ from instructkit.executors.local import (
     _read_spill,
     _spilled,
     _write_spill,
-    decide,
     fingerprint,
     from_source,
     global_positions,
@@ -57,6 +56,7 @@ from instructkit.executors.local import (
     may_spill,
     prepare,
     read_label,
+    record_decision,
     run_steps,
     write_shard,
 )
@@ -311,16 +311,9 @@ def run_parallel(
                     seconds += spent
                     batches.append(index)
                 ledger = None
-                t0 = time.perf_counter()
                 with spill_to(scratch):
-                    options = step.decide_options("local")  # type: ignore[attr-defined]
-                    drops[position] = decide(step, states, **options)
+                    record_decision(manifest, step, position, states, seconds, batches, spill, drops)
                 del states
-                seconds += time.perf_counter() - t0
-                entry = {"step": step.name, "seconds": seconds, "batches": batches,
-                         "spill": None if spill is None else str(spill.relative_to(output)),
-                         **step.decide_stats(options)}  # type: ignore[attr-defined]
-                manifest.record_global(position, drops[position], entry)
             _drop_spill(manifest, previous)
             previous = position
         shutil.rmtree(scratch, ignore_errors=True)
