@@ -83,8 +83,10 @@ class PeakMemory:
 def peak_memory() -> Iterator[PeakMemory]:
     """Measure the peak RSS a block adds (Linux: reset ``VmHWM``, read it after the block)."""
     result = PeakMemory()
-    before = _status_kb("VmRSS")
-    ok = before is not None and _reset_peak()
+    # the baseline is the peak just after the reset (the RSS then): RSS read before the reset
+    # can be higher than the peak after it when another thread frees memory in between
+    ok = _status_kb("VmRSS") is not None and _reset_peak()
+    before = _status_kb("VmHWM") if ok else None
     try:
         yield result
     finally:
