@@ -23,6 +23,8 @@ TESTS = HERE.parent / "tests"
 
 
 def _conformance_module():  # noqa: ANN202 (the test module)
+    # the test module imports its siblings (tiny_llama) as pytest lets it
+    sys.path.insert(0, str(TESTS))
     spec = importlib.util.spec_from_file_location("test_conformance", TESTS / "test_conformance.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
