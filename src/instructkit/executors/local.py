@@ -552,6 +552,18 @@ def _drop_spill(manifest: Manifest, position: int | None) -> None:
         shutil.rmtree(manifest.out / manifest.globals[position]["spill"], ignore_errors=True)
 
 
+def spill_folder(output: Path, steps: Sequence[Transform], position: int) -> Path | None:
+    """A fresh ``state/spill-<position>`` for the batches leaving the global step at
+    ``position``, or None when they may not be written (:func:`may_spill`): the next pass then
+    recomputes them from the source."""
+    spill = output / "state" / f"spill-{position}"
+    shutil.rmtree(spill, ignore_errors=True)
+    if not may_spill(steps, position):
+        return None
+    spill.mkdir(parents=True)
+    return spill
+
+
 def record_decision(
     manifest: Manifest,
     step: Transform,
@@ -591,12 +603,7 @@ def _observe_passes(
         else:
             step = steps[position]
             states, seconds, batches = [], 0.0, []
-            spill: Path | None = output / "state" / f"spill-{position}"
-            shutil.rmtree(spill, ignore_errors=True)
-            if may_spill(steps, position):
-                spill.mkdir(parents=True)
-            else:
-                spill = None
+            spill = spill_folder(output, steps, position)
             first = _spilled(manifest, previous)
             for index, dataset in progress(
                 _stage_input(source, manifest, first, (), checking if first is None else None),

@@ -53,11 +53,11 @@ from instructkit.executors.local import (
     from_source,
     global_positions,
     id_ledger,
-    may_spill,
     prepare,
     read_label,
     record_decision,
     run_steps,
+    spill_folder,
     write_shard,
 )
 from instructkit.transform import Transform
@@ -290,12 +290,7 @@ def run_parallel(
                 ledger = None
             else:
                 step = steps[position]
-                spill: Path | None = output / "state" / f"spill-{position}"
-                shutil.rmtree(spill, ignore_errors=True)
-                if may_spill(steps, position):
-                    spill.mkdir(parents=True)
-                else:
-                    spill = None
+                spill = spill_folder(output, steps, position)
                 first = _spilled(manifest, previous)
                 check = ledger is not None and first is None
                 states, seconds, batches = [], 0.0, []
