@@ -285,3 +285,71 @@ def test_model_steps_save_in_recipes(tiny: Path) -> None:
     llm = as_llm(judge.llm)
     assert llm.model == "openai:http://127.0.0.1:8000/v1:judge" and llm.concurrency == 8
     assert again.to_yaml() == text
+
+
+SELF_INSTRUCT_TARGET = (
+    " Write a haiku about the ocean at dawn.\n4. Input:\n<noinput>\n4. Output:\nWaves wake the quiet shore.\n###\n"
+    "5. Instruction: List two prime numbers greater than ten.\n5. Input:\n<noinput>\n5. Output:\n11 and 13.\n###"
+)
+
+
+@pytest.fixture(scope="module")
+def self_instruct_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Llama trained here, on a few self-instruct prompts, to continue them with two
+    Stanford-format tasks: a model that speaks the format, built offline in about 20 s."""
+    import random
+
+    import torch
+    from tiny_llama import build_tokenizer
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from instructkit.augment import encode_self_instruct_prompt
+
+    torch.manual_seed(0)
+    seeds = [{"instruction": s["instruction"], **s["instances"][0]} for s in SEEDS]
+    tok = build_tokenizer(texts=[SELF_INSTRUCT_TARGET] * 4 + [json.dumps(seeds)], vocab_size=512)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                         pad_token_id=tok.pad_token_id, tie_word_embeddings=False)
+    model = LlamaForCausalLM(config)
+    rng = random.Random(0)
+    # what the transformers backend feeds the model: the user turn in the chat template
+    prompts = [tok.apply_chat_template([{"role": "user", "content": encode_self_instruct_prompt(rng.sample(seeds, 3))}],
+                                       add_generation_prompt=True, tokenize=False) for _ in range(4)]
+    target = tok(SELF_INSTRUCT_TARGET, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for step in range(250):
+        prompt = tok(prompts[step % len(prompts)], add_special_tokens=False)["input_ids"]
+        loss = model(input_ids=torch.tensor([prompt + target]),
+                     labels=torch.tensor([[-100] * len(prompt) + target])).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    path = tmp_path_factory.mktemp("self-instruct") / "model"
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def test_self_instruct_with_a_tiny_model(tmp_path: Path, self_instruct_model: Path, cache: ResponseCache) -> None:
+    seeds = tmp_path / "seed_tasks.jsonl"
+    seeds.write_text("".join(json.dumps({"id": f"seed_task_{i}", "name": f"t{i}", "is_classification": False, **s}) + "\n"
+                             for i, s in enumerate(SEEDS)))
+    llm = ik.LLM.from_transformers(self_instruct_model, device="cpu", cache=cache)
+    out = ik.augment.self_instruct(seeds, llm, n=2, batch_size=1, max_requests=2, temperature=0.0, max_tokens=160)
+    assert out.to_polars()["instruction"].to_list() == ["Write a haiku about the ocean at dawn.",
+                                                        "List two prime numbers greater than ten."]
+    assert out.to_polars()["output"].to_list() == ["Waves wake the quiet shore.", "11 and 13."]
+    meta = out[0]["meta"]
+    assert meta["origin"] == "synthetic" and meta["model"] == llm.model == f"transformers:{self_instruct_model.resolve()}"
+    # the prompt hash is that of the prompt sent: Stanford's header and three seed tasks
+    import hashlib
+    import random
+
+    from instructkit.augment import encode_self_instruct_prompt
+
+    seed_rows = [{"instruction": s["instruction"], **s["instances"][0]} for s in SEEDS]
+    sent = encode_self_instruct_prompt(random.Random(0).sample(seed_rows, 3))
+    assert meta["prompt_sha256"] == hashlib.sha256(sent.encode()).hexdigest()
+    assert out.removed.height == 0
