@@ -25,6 +25,7 @@ _STATE_SCHEMA: dict[str, pl.DataType] = {
     "full": pl.Boolean(),
     "cosine": pl.Float32(),
     "fuzzy": pl.Float32(),
+    "numbers": pl.Float32(),
 }
 
 
@@ -35,8 +36,11 @@ class Decontaminate(Global):
     ``min_matches`` word ``n``-grams (after normalization, see
     :mod:`instructkit.decontam.ngram`) with one benchmark item of at least ``min_words``
     words; a text equal to an item after normalization is contamination whatever its
-    length, down to 4 words (items shorter than ``n`` words match only that way). ``method="semantic"`` catches rephrased items (embedding cosine
-    >= ``cosine_threshold`` and fuzzy score >= ``fuzzy_threshold``); ``"both"`` runs both.
+    length, down to 4 words (items shorter than ``n`` words match only that way).
+    ``method="semantic"`` catches rephrased items: embedding cosine >= ``cosine_threshold``,
+    fuzzy score >= ``fuzzy_threshold``, and at least ``number_agreement`` of the item's
+    numbers present in the record (:func:`instructkit.decontam.semantic.number_agreement`;
+    0 also counts questions rebuilt with other numbers); ``"both"`` runs both.
 
     ``action="drop"`` moves contaminated records to ``removed`` with reason
     ``contamination`` and a detail such as ``{"benchmark":"gsm8k","item":"17","ngrams":42}``;
@@ -62,9 +66,8 @@ class Decontaminate(Global):
     """
 
     name: ClassVar[str] = "decontaminate"
-    decide_params: ClassVar[tuple[str, ...]] = (
-        "min_matches", "cosine_threshold", "fuzzy_threshold",
-    )
+    # fuzzy_threshold and number_agreement choose which candidates reach MiniLM in observe
+    decide_params: ClassVar[tuple[str, ...]] = ("min_matches", "cosine_threshold")
 
     def __init__(
         self,
@@ -77,6 +80,7 @@ class Decontaminate(Global):
         min_words: int = 8,
         cosine_threshold: float = 0.8,
         fuzzy_threshold: float = 70.0,
+        number_agreement: float = 0.8,
     ) -> None:
         if isinstance(benchmarks, (Benchmark, Mapping)):
             benchmarks = [benchmarks]
@@ -90,8 +94,10 @@ class Decontaminate(Global):
             raise ValueError("n, min_matches and min_words must be >= 1")
         if cosine_threshold < MIN_OBSERVED_COSINE:
             raise ValueError(f"cosine_threshold must be >= {MIN_OBSERVED_COSINE}")
-        if fuzzy_threshold < semantic.MIN_FUZZY:  # weaker candidates never reach MiniLM
-            raise ValueError(f"fuzzy_threshold must be >= {semantic.MIN_FUZZY}")
+        if not 0 <= fuzzy_threshold <= 100:
+            raise ValueError(f"fuzzy_threshold must be in [0, 100], got {fuzzy_threshold}")
+        if not 0 <= number_agreement <= 1:
+            raise ValueError(f"number_agreement must be in [0, 1], got {number_agreement}")
         self.benchmarks = benchmarks
         self.n = n
         self.min_matches = min_matches
@@ -101,6 +107,7 @@ class Decontaminate(Global):
         self.min_words = min_words
         self.cosine_threshold = cosine_threshold
         self.fuzzy_threshold = fuzzy_threshold
+        self.number_agreement = number_agreement
 
     # the index -----------------------------------------------------------------------------
     def loaded(self) -> list[Benchmark]:
@@ -164,8 +171,10 @@ class Decontaminate(Global):
             return pl.DataFrame(schema={"id": pl.String, "reason": pl.String, "detail": pl.String})
         hits = pl.concat(states, how="vertical").with_row_index("_order")
         by_ngram = pl.col("full") | (pl.col("ngrams") >= self.min_matches)
-        by_meaning = (pl.col("cosine") >= self.cosine_threshold) & (
-            pl.col("fuzzy") >= self.fuzzy_threshold
+        by_meaning = (
+            (pl.col("cosine") >= self.cosine_threshold)
+            & (pl.col("fuzzy") >= self.fuzzy_threshold)
+            & (pl.col("numbers") >= self.number_agreement)
         )
         found = hits.filter(by_ngram.fill_null(False) | by_meaning.fill_null(False))
         # one verdict per record: n-gram evidence first, then the strongest score
@@ -188,6 +197,7 @@ class Decontaminate(Global):
             .otherwise(detail_expr(
                 benchmark=bench, cosine=pl.col("cosine").cast(pl.Float64).round(3),
                 fuzzy=pl.col("fuzzy").cast(pl.Float64).round(1), item=item,
+                numbers=pl.col("numbers").cast(pl.Float64).round(2),
             ))
         )
         return best.select(
@@ -243,7 +253,7 @@ class Decontaminate(Global):
                 separator="\n",
             ).str.strip_chars()
         ).to_series().to_list()
-        best, cosine, fuzzy = index.match(prompts)
+        best, cosine, fuzzy, agree = index.match(prompts, self.fuzzy_threshold, self.number_agreement)
         keep = np.flatnonzero(cosine >= MIN_OBSERVED_COSINE)
         frame = pl.DataFrame(
             {
@@ -254,6 +264,7 @@ class Decontaminate(Global):
                 "full": pl.Series([False] * len(keep), dtype=pl.Boolean),
                 "cosine": cosine[keep],
                 "fuzzy": fuzzy[keep],
+                "numbers": agree[keep],
             }
         )
         return self._label(frame, batch, index.names)
@@ -263,7 +274,7 @@ class Decontaminate(Global):
         ids = batch["id"].gather(hits["row"].cast(pl.Int64))
         bench = pl.Series(names, dtype=pl.String).gather(hits["_bench"].cast(pl.Int64))
         out = hits.with_columns(pl.Series("id", ids), pl.Series("benchmark", bench))
-        for col in ("cosine", "fuzzy"):
+        for col in ("cosine", "fuzzy", "numbers"):
             if col not in out.columns:
                 out = out.with_columns(pl.lit(None, dtype=pl.Float32).alias(col))
         return out.select([pl.col(c).cast(t) for c, t in _STATE_SCHEMA.items()])

