@@ -153,3 +153,18 @@ def test_split_boundaries(n, seed):
 def test_split_refuses_fractions_outside_zero_one(fraction):
     with pytest.raises(ValueError, match="eval_fraction must be"):
         ik.split(source("s", 3, 0), eval_fraction=fraction)
+
+
+# whitespace ------------------------------------------------------------------------------------
+WHITESPACE = " \t\n\r\x0b\x0c\x85\xa0\u1680\u2000\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from(list(WHITESPACE) + list("ab.é中")), max_size=40), max_size=30))
+def test_collapse_whitespace_equals_the_plain_regex(texts):
+    """The fast pattern of dedup's key must give the keys of ``\\s+ -> ' '`` exactly, or
+    exact dedup would group texts differently from earlier runs."""
+    from instructkit.text import collapse_whitespace
+
+    series = pl.Series(texts, dtype=pl.String)
+    assert collapse_whitespace(series).to_list() == series.str.replace_all(r"\s+", " ").str.strip_chars().to_list()

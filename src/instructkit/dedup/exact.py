@@ -18,7 +18,7 @@ from instructkit.dedup._base import (
     present_fields,
     repeated,
 )
-from instructkit.text import record_text
+from instructkit.text import collapse_whitespace, record_text
 from instructkit.transform import Global
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class Exact(Against, Global):
         if self.strip_punctuation:
             e = e.str.replace_all(r"[\p{P}\p{S}]", "")
         if self.collapse_whitespace:
-            e = e.str.replace_all(r"\s+", " ").str.strip_chars()
+            e = collapse_whitespace(e)
         return e
 
     def observe(self, batch: pl.DataFrame) -> pl.DataFrame:

@@ -12,6 +12,7 @@ import polars as pl
 
 from instructkit.dedup import _kernel as K
 from instructkit.dedup._base import Against, drops_frame, repeated
+from instructkit.text import collapse_whitespace
 from instructkit.transform import Global
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ class Fuzzy(Against, Global):
         mode = self._mode()
         texts = frame[self.field].cast(pl.String).fill_null("")
         if mode != "rouge":  # rouge keeps the raw text: its tokenizer is rouge_score's own
-            texts = texts.str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars()
+            texts = collapse_whitespace(texts.str.to_lowercase())
         if mode in ("exact", "rouge"):
             keys = np.empty((0, texts.len()), np.uint64)
         elif mode == "prefix":
