@@ -239,6 +239,19 @@ def main() -> None:
         datatrove_section(args, summary)
 
 
+DATATROVE_NOTES = """\
+How each step is expressed in datatrove (`benchmarks/datatrove_pipeline.py`; nothing is downloaded):
+
+- read / write: `JsonlReader` (an adapter makes the text the record's non-empty fields joined by a blank line, the fields in metadata) and `JsonlWriter` (uncompressed; its default is gzip), plus one intermediate JSONL written after quality, as datatrove's multi-stage dedups need a re-readable input.
+- normalize: no datatrove formatter does what `ik.normalize()` does (`FTFYFormatter` fixes mojibake, a different job), so a `BaseFormatter` subclass applies `ik.normalize()`'s default edits to each field.
+- quality: datatrove's quality filters (Gopher, C4, FineWeb) are web-text rules; `ik.quality()`'s defaults (empty output, refusal phrases) run as its `LambdaFilter`.
+- dedup.exact: `ExactDedupSignature` / `ExactFindDedups` / `ExactDedupFilter`, key `simplify_text` without number and diacritic folding (as `ik.dedup.exact`'s key).
+- dedup.minhash: its 4 stages (`MinhashDedupSignature`, `Buckets` with one task per band, `Cluster`, `Filter`), 5-gram words with datatrove's English tokenizer (spaCy blank `en`), 21 bands x 6 rows (the banding of `ik.dedup.minhash(threshold=0.8)`). datatrove does not verify candidate pairs, so it removes more.
+- langid: its `LanguageFilter(["en"])`, keep when the English score > 0.65 (its default); the model is the local `lid.176.ftz` inside instructkit (the file `ik.langid` uses) instead of lid.176.bin from fbaipublicfiles, and, like `ik.langid()`'s default, it reads the instruction (a subclass of its `FT176LID`).
+- decontaminate: its `NGramsDecontFilter` with 13-grams (as `ik.decontaminate`'s n=13) of GSM8K test questions and answers; the index is built by a step that reuses `NGramsDecontIndexer.compute_hashes`, since the stock indexer requires lighteval and fetches tasks from the Hub.
+"""
+
+
 def datatrove_version(python: str | None) -> tuple[str | None, str]:
     """``(version, "")`` when ``python`` has datatrove and what its steps need, else
     ``(None, why not)``."""
@@ -347,8 +360,9 @@ def write_datatrove(args: argparse.Namespace, version: str, summary: dict[str, A
     lines += ["", f"datatrove process wall time, start-up included: {dt['process_s']:.1f} s (median).", "",
               "datatrove stages (wall s, medians):", "", "| stage | s |", "|---|---:|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in dt["stages"].items()]
-    lines += ["", "datatrove's own per-step seconds (summed over tasks; a step's time includes pulling "
-              "documents through the steps before it) and records dropped:", "",
+    lines += ["", "datatrove's own per-step seconds (summed over tasks; its step timers nest, a filter's "
+              "time including the steps it yields to, so they overlap; the stage times are the ones to "
+              "read) and records dropped:", "",
               "| step | s | dropped |", "|---|---:|---:|"]
     lines += [f"| {k} | {v:.1f} | {dt['dropped'].get(k, 0):,} |" for k, v in dt["steps"].items()]
     ik_steps = [m for m in args.modes if m in summary]
@@ -358,6 +372,7 @@ def write_datatrove(args: argparse.Namespace, version: str, summary: dict[str, A
         cells = [f"{summary[m]['steps'][name]:.1f}" if name in summary[m]["steps"] else "" for m in ik_steps]
         if any(cells):
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", *DATATROVE_NOTES.splitlines()]
     raw = [f"{m}: {json.dumps({k: v for k, v in r.items() if k not in ('steps', 'dropped')})}"
            for m, rs in runs.items() for r in rs]
     lines += ["", "Raw runs (datatrove's per-step figures are in the medians above):", "", "```", *raw, "```", ""]
