@@ -96,11 +96,12 @@ def test_as_source_accepts_frames_and_sources_and_names_what_it_refuses(tmp_path
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 5, 6])
-def test_frame_source_splits_cover_the_frame_once(n: int) -> None:
+@pytest.mark.parametrize("size", [1, 2])
+def test_frame_source_splits_cover_the_frame_once(n: int, size: int) -> None:
     frame = ik.Dataset.from_records(_records(max(n, 1))).to_polars().head(n)
-    splits = FrameSource(frame, batch_size=2).splits()
-    assert len(splits) == max(1, -(-n // 2))  # an empty frame is one empty batch
-    assert [(s.start, s.stop) for s in splits][:1] == [(0, min(n, 2))]
+    splits = FrameSource(frame, batch_size=size).splits()
+    assert len(splits) == max(1, -(-n // size))  # an empty frame is one empty batch
+    assert [(s.start, s.stop) for s in splits][:1] == [(0, min(n, size))]
     assert sum(s.stop - s.start for s in splits) == n
 
 
@@ -164,6 +165,16 @@ def test_records_in_counts_the_read_errors_of_an_in_memory_dataset(tmp_path: Pat
     assert len(ds) == 6 and ds.removed.height == 1
     result = run([Shout()], ds, batch_size=4)
     assert result.records_in == 7 and result.records_out == 6
+    no_steps = run([], ds, batch_size=4, output=tmp_path / "out")
+    assert no_steps.history == [] and no_steps.records_in == 7 and no_steps.records_out == 6
+
+
+def test_an_empty_input_has_an_empty_history(tmp_path: Path) -> None:
+    path = tmp_path / "empty.jsonl"
+    path.write_text("")
+    result = run([Shout()], path, output=tmp_path / "out")
+    assert result.history == [] and result.records_in == result.records_out == 0
+    assert result.report().height == 0
 
 
 # --- results can be read back ----------------------------------------------------------------
@@ -174,6 +185,8 @@ def test_result_reads_its_shards_back(tmp_path: Path, fmt: str) -> None:
     ds = ik.Dataset.from_records(_records(25))
     result = run(STEPS, ds, batch_size=10, output=tmp_path / "out", format=fmt)
     assert result.dataset is None and len(result.shards) == 3
+    in_memory = run(STEPS, ds, batch_size=10)
+    assert in_memory.to_dataset() is in_memory.dataset and len(in_memory.dataset) == result.records_out
     loaded = result.to_dataset()
     expected = run(STEPS, ds, batch_size=10).dataset
     assert loaded.to_polars().sort("id").equals(expected.to_polars().sort("id"))
@@ -221,6 +234,15 @@ def test_a_manifest_without_the_marker_is_never_cleaned_even_beside_run_files(tm
     for resume in (False, True):
         with pytest.raises(FileExistsError, match=r'has no "format": "instructkit-run/1" marker'):
             run([Shout()], ik.Dataset.from_records(_records(4)), batch_size=2, output=out, resume=resume)
+    assert (out / "data" / "part-00000.parquet").exists()
+
+
+def test_an_unreadable_manifest_is_never_cleaned(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run([Shout()], ik.Dataset.from_records(_records(4)), batch_size=2, output=out)
+    (out / "manifest.json").write_text("{not json")
+    with pytest.raises(FileExistsError, match=r"manifest.json is not an instructkit run manifest"):
+        run([Shout()], ik.Dataset.from_records(_records(4)), batch_size=2, output=out, resume=False)
     assert (out / "data" / "part-00000.parquet").exists()
 
 

@@ -134,6 +134,14 @@ def test_replace_is_exactly_auto_true_or_false() -> None:
 
 def test_a_zero_weight_source_does_not_bound_the_natural_total() -> None:
     assert mix_targets({"a": 10, "b": 5}, weights={"a": 1, "b": 0}) == {"a": 10, "b": 0}
+    # nor does it count among the records a total may take with replace=False
+    with pytest.raises(ValueError, match=r"total=5 is above the 2 records available in the weighted sources \(a: 2\)"):
+        mix_targets({"a": 2, "b": 10}, weights={"a": 1, "b": 0}, total=5, replace=False)
+
+
+def test_an_empty_mixture_has_no_shares() -> None:
+    report = mix_report(ik.mix({"a": _src("a", 3), "b": _src("b", 2)}, weights={"a": 1, "b": 1}, total=0))
+    assert report["target"].to_list() == [0, 0] and report["share"].to_list() == [0.0, 0.0]
 
 
 def test_messages_for_a_total_above_what_is_available() -> None:
@@ -158,6 +166,15 @@ def test_copies_keep_meta_with_the_readers_encoding() -> None:
     copy = mixed.to_polars()["meta"][1]
     original = frame["id"][0]
     assert copy == json.dumps({"b": 1, "repeat": 1, "repeat_of": original, "z": "é"}, ensure_ascii=False, sort_keys=True)
-    bad = frame.with_columns(pl.lit("[1, 2]").alias("meta"))
-    with pytest.raises(ValueError, match=r"meta is not a JSON object"):
+    long_list = json.dumps(list(range(100)))
+    bad = frame.with_columns(pl.lit(long_list).alias("meta"))
+    with pytest.raises(ValueError, match=r"meta is not a JSON object") as error:
         _quiet_mix({"a": ik.Dataset(bad)}, total=2)
+    assert str(error.value).endswith(repr(long_list[:80]))  # the first 80 characters
+
+
+def test_copies_follow_their_originals_in_input_order() -> None:
+    sources = {"a": _src("a", 40)}
+    mixed = _quiet_mix(sources, total=120, shuffle=False, max_repeat_warn=None)
+    ids = sources["a"].to_polars()["id"].to_list()
+    assert mixed.to_polars()["id"].to_list() == [*ids, *(f"{i}#r1" for i in ids), *(f"{i}#r2" for i in ids)]
