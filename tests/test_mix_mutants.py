@@ -12,11 +12,9 @@ import polars as pl
 import pytest
 
 import instructkit as ik
-from instructkit.history import StepRecord
 from instructkit.sampling.mix import (
     ExcessiveRepeatWarning,
     UpsampleWarning,
-    _entry_field,
     mix_from_config,
     mix_report,
     mix_targets,
@@ -61,15 +59,6 @@ def test_an_empty_source_has_no_repeat_factor() -> None:
     report = mix_report(ik.mix({"a": _src("a", 4), "b": ik.Dataset(empty)}, weights={"a": 1, "b": 0}))
     row = report.filter(pl.col("source") == "b")
     assert row["available"][0] == 0 and row["repeat_factor"][0] == 0.0 and row["taken"][0] == 0
-
-
-def test_the_report_is_found_in_typed_history_records() -> None:
-    mixed = ik.mix({"a": _src("a", 3), "b": _src("b", 2)})
-    record = StepRecord.of(mixed.history[-1])
-    assert _entry_field(record, "step") == "mix"
-    assert _entry_field(record, "mix") == mixed.history[-1]["mix"]
-    assert _entry_field(record, "nothing") is None
-    assert _entry_field(mixed.history[-1], "nothing") is None
 
 
 def test_the_report_skips_later_steps_and_refuses_data_not_mixed() -> None:
@@ -117,6 +106,11 @@ def test_a_recipe_mix_section_has_mix_s_defaults() -> None:
 
 
 # --- argument checks and messages ----------------------------------------------------------
+
+
+def test_sources_are_a_mapping_or_a_dataset() -> None:
+    with pytest.raises(TypeError, match=r"sources must be a mapping \{name: Dataset\} or a Dataset, got list"):
+        ik.mix([_src("a", 2)])  # type: ignore[arg-type]
 
 
 def test_targets_need_a_source_and_weights_that_map() -> None:
