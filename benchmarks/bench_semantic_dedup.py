@@ -13,8 +13,13 @@ MiniLM. Speed: ``ik.dedup.semantic`` (static model, default settings) on ``--n``
 10,000 as an out-of-core executor does, then one ``decide``; the content-hash cache is
 cleared first.
 
+``--ann`` times the neighbour-search stage of ``decide`` alone on 100k and 300k records
+(the current k-means cells, numpy exact, faiss Flat / IVF range search, usearch exact /
+HNSW k-NN) and the recall of the pairs with cosine >= threshold against exact all pairs.
+
 Usage:
     flock /tmp/ik-heavy.lock nice .venv/bin/python benchmarks/bench_semantic_dedup.py --n 100000
+    flock /tmp/ik-heavy.lock .venv/bin/python benchmarks/bench_semantic_dedup.py --ann --models ""
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import numpy as np
 HERE = Path(__file__).resolve()
 # $IK_SHARED_DATA overrides ../shared/data (a git worktree lives elsewhere)
 DATA = Path(os.environ.get("IK_SHARED_DATA", HERE.parents[1].parent / "shared" / "data")) / "instructions"
+RESULTS = HERE.parent / "results" / "semantic_dedup.md"
 SWAPS = [
     ("how do i", "how can i"), ("write", "compose"), ("give", "provide"), ("explain", "describe"),
     ("create", "make"), ("generate", "produce"), ("list", "name"), ("find", "determine"),
@@ -106,8 +112,11 @@ def _check(v: np.ndarray, lo: np.ndarray, hi: np.ndarray, t: float) -> np.ndarra
     a, b = np.minimum(lo, hi).astype(np.int64), np.maximum(lo, hi).astype(np.int64)
     key = np.unique(a * len(v) + b)
     a, b = key // len(v), key % len(v)
-    cos = np.einsum("ij,ij->i", v[a], v[b])
-    return key[cos >= t]
+    # in chunks: at 300k the cells yield ~35M pairs (gathering them at once is 33 GiB)
+    step = 1 << 20
+    ok = np.concatenate([np.einsum("ij,ij->i", v[a[s : s + step]], v[b[s : s + step]]) >= t
+                         for s in range(0, len(key), step)] or [np.zeros(0, bool)])
+    return key[ok]
 
 
 def _exact_blocked(v: np.ndarray, t: float, rows: int = 4096, cols: int = 32768) -> np.ndarray:
@@ -275,6 +284,23 @@ def ann_section(lines: list[str], base: list[str], args: argparse.Namespace) -> 
     print("\n".join(out))
     if args.ann_out:
         Path(args.ann_out).write_text("\n".join(out), encoding="utf-8")
+    else:  # the measured tables of the results page's ANN section
+        RESULTS.write_text(_keep_ann(RESULTS, "\n".join(out).strip() + "\n", replace=True), encoding="utf-8")
+
+
+ANN_MARK = "## Neighbour search"
+ANN_TABLES = "<!-- ann tables -->"
+
+
+def _keep_ann(path: Path, text: str, replace: bool = False) -> str:
+    """The results page with its hand-written ANN section kept: ``text`` is the speed part
+    (``replace=False``) or the measured tables inside the ANN section (``replace=True``)."""
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    head, mark, section = old.partition(ANN_MARK)
+    if not replace:
+        return text + (mark + section if mark else "")
+    prose, _, _ = section.partition(ANN_TABLES)
+    return head + ANN_MARK + prose + ANN_TABLES + "\n" + text
 
 
 def main() -> None:
@@ -288,7 +314,7 @@ def main() -> None:
     ap.add_argument("--ann-full", type=int, default=100_000, help="exact all-pairs truth up to this n")
     ap.add_argument("--ann-threshold", type=float, default=0.9)
     ap.add_argument("--ann-methods", default="", help="comma-separated name parts (default all)")
-    ap.add_argument("--ann-out", default="", help="write the --ann table here")
+    ap.add_argument("--ann-out", default="", help="write the --ann tables here (default: into the results page)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--once-over", type=float, default=60.0, help="--ann: a method slower than this runs once")
@@ -368,9 +394,8 @@ def main() -> None:
         "",
     ]
     print("\n".join(lines[-3:]), flush=True)
-    out = HERE.parent / "results" / "semantic_dedup.md"
-    out.write_text("\n".join(lines), encoding="utf-8")
-    print(f"wrote {out}")
+    RESULTS.write_text(_keep_ann(RESULTS, "\n".join(lines) + "\n"), encoding="utf-8")
+    print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":
