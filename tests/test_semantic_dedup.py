@@ -187,3 +187,36 @@ def test_ray_executor_equals_local(tmp_path: Path, static_cache: Path) -> None:
     cols = ["id", "reason", "detail"]
     assert distributed.removed.select(cols).sort("id").equals(local.removed.select(cols).sort("id"))
     assert local.removed["id"].to_list() == ["faq:2", "faq:3"]
+
+
+def test_cells_decide_is_deterministic_for_a_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the k-means cells (kept over faiss/usearch, see benchmarks/results/semantic_dedup.md)
+    # must give the same removed set, byte for byte, for the same input and seed
+    import polars as pl
+
+    from instructkit.dedup._spill import SpillFile
+
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((400, 32)).astype(np.float32)
+    noisy = base[rng.integers(0, 400, 200)] + 0.1 * rng.standard_normal((200, 32)).astype(np.float32)
+    vectors = np.concatenate([base, noisy])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    def states() -> list:
+        out = []
+        for s in range(0, len(vectors), 200):
+            part = vectors[s : s + 200]
+            out.append(sem.Embeddings(
+                ids=pl.Series("id", [f"v:{i}" for i in range(s, s + len(part))]),
+                lengths=np.full(len(part), 10, np.int64),
+                empty=np.zeros(len(part), bool),
+                dim=32,
+                spill=SpillFile.write(None, [part.astype(np.float16)]),
+            ))
+        return out
+
+    monkeypatch.setattr(sem, "EXACT_MAX", 50)
+    first = ik.dedup.semantic(threshold=0.9, seed=7).decide(states())
+    again = ik.dedup.semantic(threshold=0.9, seed=7).decide(states())
+    assert first.height >= 180  # the noisy copies (and nothing of the random base, mostly)
+    assert first.write_ipc(None).getvalue() == again.write_ipc(None).getvalue()

@@ -217,6 +217,10 @@ def _pairs_within(vectors: np.ndarray, index: np.ndarray, threshold: float) -> t
 def _cells(vectors: np.ndarray, probes: int, seed: int, iterations: int = 8) -> list[np.ndarray]:
     """Members of each k-means cell (spherical k-means on a seeded sample), each record in
     its ``probes`` nearest cells."""
+    # not faiss/usearch: every pair above the threshold is needed, and a row can have
+    # thousands of them, so k-NN indexes (usearch) miss most; faiss IVF range search needs
+    # nprobe=16 for 99% recall and is then slower than these cells
+    # (bench_semantic_dedup.py --ann, benchmarks/results/semantic_dedup.md)
     n = len(vectors)
     k = max(2, int(np.sqrt(n)))
     rng = np.random.default_rng(seed)
