@@ -8,7 +8,11 @@ child process, ``--repeats`` times (medians):
 
 - ``memory``: ``ik.read(path).pipe(*steps)``, then ``write_parquet``;
 - ``workers=1``: ``Pipeline(steps).run(path, output=..., batch_size=B)``;
-- ``workers=2``: the same with ``workers=2``.
+- ``workers=2``: the same with ``workers=2``;
+- ``ray``: the same with ``executor="ray"`` on a local Ray instance with ``num_cpus=2`` (the
+  cores ``workers=2`` gets); ``ray.init`` is timed apart (``init_s``) and not in ``seconds``.
+
+``--pipeline five`` leaves decontaminate out (the five steps of docs/scaling.md's Ray profile).
 
 Each job reports wall time (read to last byte written), the CPU seconds and the peak RSS of
 its whole process tree (the child and its worker processes; RSS sampled every 50 ms and
@@ -55,17 +59,19 @@ GSM8K = Path(os.environ.get("IK_SHARED_DATA", ROOT.parent / "shared" / "data")) 
 STEP_NAMES = ["normalize", "quality", "dedup.exact", "dedup.minhash", "langid", "decontaminate"]
 
 
-def steps() -> list[Any]:
+def steps(pipeline: str = "six") -> list[Any]:
     import instructkit as ik
 
-    return [
+    chosen = [
         ik.normalize(),
         ik.quality(),
         ik.dedup.exact(),
         ik.dedup.minhash(),
         ik.langid(keep=["en"]),
-        ik.decontaminate([ik.benchmarks.gsm8k(GSM8K)]),
     ]
+    if pipeline == "six":
+        chosen.append(ik.decontaminate([ik.benchmarks.gsm8k(GSM8K)]))
+    return chosen
 
 
 def _digest(frames: Any) -> str:
@@ -76,16 +82,24 @@ def _digest(frames: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def job(mode: str, path: str, batch_size: int) -> dict[str, Any]:
-    """One run in this process; returns seconds, records kept, checksum and per-step seconds."""
+def job(mode: str, path: str, batch_size: int, pipeline: str = "six") -> dict[str, Any]:
+    """One run in this process; returns seconds, records kept, checksum and per-step seconds
+    (``ray``: also ``init_s``, the seconds ``ray.init`` took before ``seconds`` started)."""
     import instructkit as ik
 
+    init = None
+    if mode == "ray":
+        import ray
+
+        t0 = time.perf_counter()
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        init = time.perf_counter() - t0
     started = time.perf_counter()
     if mode == "memory":
         t0 = time.perf_counter()
         ds = ik.read(path)
         read = time.perf_counter() - t0
-        out = ds.pipe(*steps())
+        out = ds.pipe(*steps(pipeline))
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             out.to_polars().write_parquet(Path(tmp) / "out.parquet")
@@ -95,11 +109,15 @@ def job(mode: str, path: str, batch_size: int) -> dict[str, Any]:
         digest = _digest([out.to_polars()])
         kept = len(out)
     else:
-        workers = int(mode.split("=")[1])
-        with tempfile.TemporaryDirectory() as tmp:
+        if mode == "ray":
+            options: dict[str, Any] = {"executor": "ray"}
+        else:
+            workers = int(mode.split("=")[1])
             # workers=1 is the default, left out so a checkout without workers= runs as baseline
             options = {"workers": workers} if workers != 1 else {}
-            result = ik.Pipeline(steps()).run(path, output=Path(tmp) / "run", batch_size=batch_size, **options)
+        with tempfile.TemporaryDirectory() as tmp:
+            result = ik.Pipeline(steps(pipeline)).run(path, output=Path(tmp) / "run", batch_size=batch_size,
+                                                      **options)
             seconds = time.perf_counter() - started
             digest = _digest(result.read())
         report = result.report()
@@ -108,7 +126,11 @@ def job(mode: str, path: str, batch_size: int) -> dict[str, Any]:
     if read is not None:
         per_step["read"] = read
         per_step["write"] = write
-    return {"seconds": seconds, "kept": kept, "checksum": digest, "steps": per_step}
+    if init is not None:
+        import ray
+
+        ray.shutdown()
+    return {"seconds": seconds, "init_s": init, "kept": kept, "checksum": digest, "steps": per_step}
 
 
 def run_tree(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -152,12 +174,12 @@ def _result(stdout: str) -> dict[str, Any]:
     return json.loads(line[7:])
 
 
-def measure(mode: str, path: Path, batch_size: int) -> dict[str, Any]:
+def measure(mode: str, path: Path, batch_size: int, pipeline: str = "six") -> dict[str, Any]:
     """``job`` in a fresh child process; adds the peak RSS of its process tree (MB) and the
     CPU seconds of the tree (user + system of the child and its reaped workers)."""
     code = (f"import json, sys; sys.path.insert(0, {str(HERE)!r})\n"
             "from bench_pipeline import job\n"
-            f"print('RESULT ' + json.dumps(job({mode!r}, {str(path)!r}, {batch_size})))\n")
+            f"print('RESULT ' + json.dumps(job({mode!r}, {str(path)!r}, {batch_size}, {pipeline!r})))\n")
     run = run_tree([sys.executable, "-c", code], {"INSTRUCTKIT_QUIET": "1"})
     return {**_result(run["stdout"]), "peak_mb": run["peak_mb"], "cpu_s": run["cpu_s"]}
 
@@ -196,6 +218,7 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "seconds": statistics.median(r["seconds"] for r in rs),
             "peak_mb": max(r["peak_mb"] for r in rs),
             "cpu_s": statistics.median(r["cpu_s"] for r in rs),
+            "init_s": statistics.median(r["init_s"] for r in rs) if rs[0].get("init_s") is not None else None,
             "kept": rs[0]["kept"],
             "checksums": sorted({r.get("checksum", "") for r in rs}),
             "steps": {k: statistics.median(r["steps"].get(k, 0.0) for r in rs) for k in rs[0]["steps"]},
@@ -208,7 +231,10 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000, help="0 skips this section")
     parser.add_argument("--batch-size", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--modes", nargs="+", default=["memory", "workers=1", "workers=2"])
+    parser.add_argument("--modes", nargs="+", default=["memory", "workers=1", "workers=2"],
+                        help="memory, workers=N, ray")
+    parser.add_argument("--pipeline", choices=["six", "five"], default="six",
+                        help="five: without decontaminate")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "pipeline.md")
     parser.add_argument("--concurrency", action="store_true", help="only the sleeping-step check")
     parser.add_argument("--datatrove-records", type=int, default=0,
@@ -228,13 +254,15 @@ def main() -> None:
     if args.records > 0:
         path = corpus(args.records)
         runs: dict[str, list[dict[str, Any]]] = {m: [] for m in args.modes}
+        load = [_uptime()]
         for _ in range(args.repeats):
             for mode in args.modes:  # interleaved, so load on the machine hits every mode alike
-                runs[mode].append(measure(mode, path, args.batch_size))
+                runs[mode].append(measure(mode, path, args.batch_size, args.pipeline))
                 print(mode, json.dumps(runs[mode][-1]), flush=True)
         summary = summarize(runs)
+        load.append(_uptime())
         print(json.dumps(summary, indent=1))
-        write(args, summary, runs)
+        write(args, summary, runs, load)
     if args.datatrove_records > 0:
         datatrove_section(args, summary)
 
@@ -380,28 +408,42 @@ def write_datatrove(args: argparse.Namespace, version: str, summary: dict[str, A
     args.datatrove_out.write_text("\n".join(lines))
 
 
-def write(args: argparse.Namespace, summary: dict[str, Any], runs: dict[str, list[dict[str, Any]]]) -> None:
+def _uptime() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def write(args: argparse.Namespace, summary: dict[str, Any], runs: dict[str, list[dict[str, Any]]],
+          load: list[str]) -> None:
+    chosen = ", ".join(STEP_NAMES[:5]) + (", decontaminate(GSM8K test)" if args.pipeline == "six" else "")
     lines = [
-        "# The six-step pipeline: in memory, streamed, streamed on two workers",
+        "# The pipeline: in memory, streamed, on worker processes, on Ray",
         "",
         f"`flock /tmp/ik-heavy.lock nice .venv/bin/python benchmarks/bench_pipeline.py --records {args.records} "
-        f"--batch-size {args.batch_size} --repeats {args.repeats}`",
+        f"--batch-size {args.batch_size} --repeats {args.repeats} --pipeline {args.pipeline} "
+        f"--modes {' '.join(args.modes)}`",
         "",
-        f"{args.records:,} records of `ik.synth.corpus({args.records}, seed=0)`; normalize, quality, "
-        "dedup.exact, dedup.minhash, langid(keep=['en']), decontaminate(GSM8K test). "
-        f"{os.cpu_count()} cores, shared with other jobs; medians of {args.repeats} run(s) per mode, "
-        "interleaved. Peak RSS: the whole process tree (sum over the child and its workers).",
+        f"{args.records:,} records of `ik.synth.corpus({args.records}, seed=0)`; {chosen}. "
+        f"{os.cpu_count()} cores, shared with other jobs (`uptime` load averages before and after: "
+        f"{load[0]}; {load[1]}); medians of {args.repeats} run(s) per mode, "
+        "interleaved. Peak RSS: the whole process tree (sum over the child and its workers; a Ray "
+        "run's raylet and workers are not children of the driver, so only the driver's is counted). "
+        "`ray`: a local Ray instance with `num_cpus=2`; `ray.init` s is timed apart, not in wall s.",
         "",
-        "| mode | wall s | records/s | CPU s (tree) | peak RSS MB | kept | checksum |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| mode | wall s | ray.init s | records/s | CPU s (tree) | peak RSS MB | kept | checksum |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for mode, s in summary.items():
-        lines.append(f"| {mode} | {s['seconds']:.1f} | {args.records / s['seconds']:,.0f} | {s['cpu_s']:.1f} "
+        init = "" if s.get("init_s") is None else f"{s['init_s']:.1f}"
+        lines.append(f"| {mode} | {s['seconds']:.1f} | {init} | {args.records / s['seconds']:,.0f} | {s['cpu_s']:.1f} "
                      f"| {s['peak_mb']:,.0f} "
                      f"| {s['kept']:,} | {', '.join(s['checksums'])} |")
     if "workers=1" in summary and "workers=2" in summary:
         ratio = summary["workers=1"]["seconds"] / summary["workers=2"]["seconds"]
         lines += ["", f"workers=2 vs workers=1: **{ratio:.2f}x** (goal 1.6x)."]
+    if "ray" in summary and "workers=2" in summary:
+        ray_s, local_s = summary["ray"]["seconds"], summary["workers=2"]["seconds"]
+        lines += ["", f"ray / workers=2 wall time: **{ray_s / local_s:.2f}x** without `ray.init`, "
+                  f"**{(ray_s + summary['ray']['init_s']) / local_s:.2f}x** with it (goal 1.5x)."]
     lines += ["", "Per-step seconds (for a streamed run: summed over batches and workers, so CPU-seconds "
               "on two workers; a global step's includes its driver-side decide):", "",
               "| step | " + " | ".join(summary) + " |", "|---|" + "---:|" * len(summary)]

@@ -547,9 +547,14 @@ def mixed_inputs(tmp_path: Path) -> Scan:
     return ik.scan([tmp_path / "a.jsonl", tmp_path / "b.parquet"], batch_size=60, on_error="skip")
 
 
-def test_ray_equals_local(mixed_inputs: Scan, tmp_path: Path) -> None:
+def test_ray_equals_local(mixed_inputs: Scan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray gives the local executor's shards, removed log and report both ways: on one node
+    (spilling between passes, MinHash grouped on the driver) and as on a cluster (each pass
+    recomputed from the source, MinHash's band hashes shuffled on Ray Data)."""
     require("ray", reason="the Ray executor needs ray (pip install instructkit[ray])")
     import ray
+
+    from instructkit.executors import ray_minhash
 
     dedup = require("instructkit.dedup")
     toy = ik.benchmarks.from_records("toy", [{"q": BENCH_ITEM}], ["q"])
@@ -566,6 +571,9 @@ def test_ray_equals_local(mixed_inputs: Scan, tmp_path: Path) -> None:
         env = {"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=env)
         distributed = run(steps, mixed_inputs, executor="ray", output=tmp_path / "ray")
+        with monkeypatch.context() as m:
+            m.setattr(ray_minhash, "alive_nodes", lambda: 2)  # what a cluster of two reports
+            clustered = run(steps, mixed_inputs, executor="ray", output=tmp_path / "cluster", spill=False)
         # Ray Data drops empty blocks; an empty input still gets its (empty) shard
         nothing = run(steps, ik.Dataset(), executor="ray", output=tmp_path / "empty")
         ids = [f"r{i}" for i in range(100)]
@@ -577,20 +585,30 @@ def test_ray_equals_local(mixed_inputs: Scan, tmp_path: Path) -> None:
                     batch_size=40, output=tmp_path / f"repeated-{with_global}")
     finally:
         ray.shutdown()
-    assert len(distributed.shards) == len(local.shards) == 7  # 5 JSONL + 2 Parquet batches
-    for a, b in zip(distributed.shards, local.shards, strict=True):
-        assert pl.read_parquet(a).equals(pl.read_parquet(b)), a.name
-    ray_removed, local_removed = distributed.to_dataset().removed, local.to_dataset().removed
-    assert _sorted(ray_removed).equals(_sorted(local_removed))
-    assert distributed.report().drop("seconds").equals(local.report().drop("seconds"))
+    local_removed = local.to_dataset().removed
+    for result in (distributed, clustered):
+        assert len(result.shards) == len(local.shards) == 7  # 5 JSONL + 2 Parquet batches
+        for a, b in zip(result.shards, local.shards, strict=True):
+            assert pl.read_parquet(a).equals(pl.read_parquet(b)), a.name
+        assert _sorted(result.to_dataset().removed).equals(_sorted(local_removed))
+        assert result.report().drop("seconds").equals(local.report().drop("seconds"))
     # every kind of removal crossed the Ray boundary: a read error, a filter, three global steps
     steps_seen = set(local_removed["step"])
     assert {"read", "test.min_chars", "test.first_of_text", "decontaminate", "dedup.minhash"} <= steps_seen
     assert len(nothing.shards) == 1 and nothing.records_out == 0
-    # MinHash's band hashes went through a Ray shuffle, not a grouping on the driver
+    # one node: every pass after the first started from a spill (deleted when done), and
+    # MinHash grouped its band hashes on the driver
     manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
+    assert all(g["spill"] for g in manifest["globals"].values())
+    assert not list((tmp_path / "ray" / "state").glob("spill-*"))
     (shuffle,) = [g["shuffle"] for g in manifest["globals"].values() if g["step"] == "dedup.minhash"]
-    assert shuffle["band_rows"] > 0 and shuffle["pairs"] > 0 and shuffle["partitions"] >= 1
+    assert shuffle["where"] == "driver" and shuffle["pairs"] > 0 and shuffle["partitions"] == 0
+    # as on a cluster: no spill, the band hashes went through a Ray shuffle
+    manifest = json.loads((tmp_path / "cluster" / "manifest.json").read_text())
+    assert not any(g["spill"] for g in manifest["globals"].values())
+    (shuffle,) = [g["shuffle"] for g in manifest["globals"].values() if g["step"] == "dedup.minhash"]
+    assert shuffle["where"] == "cluster" and shuffle["band_rows"] > 0 and shuffle["pairs"] > 0
+    assert shuffle["partitions"] >= 1
 
 
 def test_band_shuffle_finds_the_local_pairs() -> None:
@@ -611,7 +629,7 @@ def test_band_shuffle_finds_the_local_pairs() -> None:
         for verify, against in (("exact", None), ("none", ik.Dataset(reference))):
             step = ik.dedup.minhash(threshold=0.7, verify=verify, against=against)
             states = [step.observe(corpus.slice(s, 600)) for s in range(0, corpus.height, 600)]
-            shuffle, seen = BandShuffle(partitions=3), {}
+            shuffle, seen = BandShuffle(partitions=3, where="cluster"), {}
 
             def recorded(bands: Bands, shuffle: BandShuffle = shuffle, seen: dict = seen) -> Any:
                 seen["ray"], seen["local"] = shuffle(bands), band_candidates(bands)
@@ -624,6 +642,11 @@ def test_band_shuffle_finds_the_local_pairs() -> None:
             assert shuffle.band_rows == (corpus.height + n_ref) * step.banding()[0] and shuffle.partitions == 3
             local = step.decide(states)
             assert len(local) > 100 and drops.equals(local), verify
+            # on one node "auto" groups on the driver: the same drops, no partitions
+            on_driver = BandShuffle()
+            assert step.decide(states, candidates=on_driver).equals(local)
+            assert on_driver.where == "driver" and on_driver.partitions == 0
+            assert on_driver.band_rows == shuffle.band_rows and on_driver.pairs == shuffle.pairs
     finally:
         ray.shutdown()
 

@@ -320,9 +320,10 @@ class MinHash(Against, Global):
         return Clusters(ids, root, kept, is_ref, jaccard, int(candidates_found), int(lo.size))
 
     def decide_options(self, executor: str) -> dict[str, Any]:
-        """On Ray, candidate pairs come from a Ray Data shuffle of the band hashes
-        (:class:`~instructkit.executors.ray_minhash.BandShuffle`): the same pairs, grouped
-        by the workers instead of the driver.
+        """On Ray, candidate pairs come from
+        :class:`~instructkit.executors.ray_minhash.BandShuffle`: on a cluster of several
+        nodes a Ray Data shuffle of the band hashes, grouped by the workers; on one node
+        the driver's grouping, which is faster there. The same pairs either way.
 
         Example:
             >>> MinHash().decide_options("local")
@@ -339,7 +340,7 @@ class MinHash(Against, Global):
         shuffle = options.get("candidates")
         if shuffle is None:
             return {}
-        return {"shuffle": {"band_rows": shuffle.band_rows, "partitions": shuffle.partitions, "pairs": shuffle.pairs}}
+        return {"shuffle": shuffle.stats()}
 
     def decide(self, states: list[Any], candidates: Candidates | None = None) -> pl.DataFrame:
         """Drops: every record of a cluster but the kept one, with reason ``near_duplicate``

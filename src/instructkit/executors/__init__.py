@@ -32,6 +32,7 @@ def run(
     address: str | None = None,
     num_cpus: int | None = None,
     workers: int = 1,
+    spill: bool | None = None,
 ) -> RunResult:
     """Run ``steps`` over ``source`` in batches and write output shards.
 
@@ -43,7 +44,11 @@ def run(
 
     ``executor="ray"`` runs on Ray Data (``pip install instructkit[ray]``): ``address``
     names a cluster (``"auto"``, ``"ray://head:10001"``); without it a local Ray instance
-    starts with ``num_cpus`` CPUs.
+    starts with ``num_cpus`` CPUs. Between passes a Ray run spills its batches to the run
+    folder and starts the next pass from there, as the local executor does, when Ray
+    reports one node or ``spill=True`` (a cluster whose shared filesystem is fast); else
+    (``spill=False``, or ``None`` on a cluster) each pass reads the source and runs the
+    steps before its global step again (see docs/scaling.md).
 
     ``workers`` (local executor) is the number of worker processes: Map and Filter steps
     run batch by batch on all of them, global steps observe on them and decide once on the
@@ -70,6 +75,8 @@ def run(
         raise TypeError(f"steps must be instructkit transforms; got {bad[0]!r}")
     if executor == "ray" and workers != 1:
         raise ValueError("workers= is for the local executor; Ray's size is set by num_cpus= or the cluster")
+    if executor != "ray" and spill is not None:
+        raise ValueError("spill= is for the Ray executor; the local executor always spills between passes")
     n_workers = resolve_workers(workers)
     src = as_source(source, batch_size)
     if n_workers > 1:
@@ -80,7 +87,7 @@ def run(
         if executor == "ray":
             from instructkit.executors.ray import run_ray
 
-            result = run_ray(steps, src, out, format, resume, address=address, num_cpus=num_cpus)
+            result = run_ray(steps, src, out, format, resume, address=address, num_cpus=num_cpus, spill=spill)
         elif n_workers > 1:
             result = run_parallel(steps, src, out, format, resume, workers=n_workers)
         else:

@@ -573,11 +573,13 @@ def record_decision(
     batches: list[int],
     spill: Path | None,
     drops: dict[int, pl.DataFrame],
+    executor: str = "local",
 ) -> None:
     """Decide the global step at ``position`` over its batches' states (in the driver), put
-    the drops in ``drops`` and record them, with the time spent and the spill, in the manifest."""
+    the drops in ``drops`` and record them, with the time spent and the spill, in the manifest
+    (``executor`` names the executor to the step's ``decide_options``)."""
     t0 = time.perf_counter()
-    options = step.decide_options("local")  # type: ignore[attr-defined]
+    options = step.decide_options(executor)  # type: ignore[attr-defined]
     drops[position] = decide(step, states, **options)
     entry = {"step": step.name, "seconds": seconds + time.perf_counter() - t0, "batches": batches,
              "spill": None if spill is None else str(spill.relative_to(manifest.out)),

@@ -15,10 +15,19 @@ Records flow through Ray Data as Arrow blocks:
   decontamination: index hits). ``decide`` runs on the driver over the states in input
   order, so its answer is the local executor's. A step may bring a grouping that runs on
   the cluster through :meth:`~instructkit.transform.Global.decide_options` for ``"ray"``:
-  MinHash's band hashes are grouped by a Ray Data shuffle
+  on a cluster of several nodes MinHash's band hashes are grouped by a Ray Data shuffle
   (:mod:`~instructkit.executors.ray_minhash`: band rows, a hash ``repartition`` on the band
-  hash, buckets turned into candidate pairs on the workers); the driver verifies the pairs
-  and joins them by union-find (connected components).
+  hash, buckets turned into candidate pairs on the workers), on one node by the driver;
+  the driver verifies the pairs and joins them by union-find (connected components).
+- **Spill between passes.** Like the local executor, the observe pass of a global step
+  writes the batches it produced (after the steps before it) to ``state/spill-<position>``
+  in the run folder, and the next pass starts from there instead of reading the source and
+  running those steps again: its read tasks each yield one marker row (split index, spill
+  folder) and the worker reads the spill. This is on when Ray reports one alive node, or
+  with ``spill=True`` (the run folder is already shared by every node, since workers write
+  the shards there; on a cluster recomputing can still beat a slow shared filesystem, so
+  ``spill=None`` recomputes there); ``spill=False`` always recomputes. While a redacting
+  step is still ahead nothing is spilled (see :func:`~instructkit.executors.local.may_spill`).
 - **Broadcast.** The steps, the drops decided so far and each step's
   :meth:`~instructkit.transform.Transform.shared_state` (built once, on the driver, after
   :meth:`~instructkit.transform.Transform.prepare`: decontamination's n-gram index) are put
@@ -60,14 +69,19 @@ from instructkit.executors.local import (
     Manifest,
     RunResult,
     Source,
-    decide,
+    _drop_spill,
+    _read_spill,
+    _spilled,
+    _write_spill,
     fingerprint,
     from_source,
     global_positions,
     id_ledger,
     prepare,
     read_label,
+    record_decision,
     run_steps,
+    spill_folder,
     write_shard,
 )
 from instructkit.schema import REMOVED_SCHEMA
@@ -77,6 +91,8 @@ from instructkit.transform import Transform
 SPLIT = "_ik_split"
 #: Column of every block: seconds its read task spent reading the split.
 READ_SECONDS = "_ik_read_seconds"
+#: Column of a marker block (one row): the spill folder its batch is read from.
+SPILL = "_ik_spill"
 # read errors ride in the block as rows with these columns set (the removed log's step,
 # reason and detail); records have them null
 _READ = {"step": "_ik_read_step", "reason": "_ik_read_reason", "detail": "_ik_read_detail"}
@@ -188,6 +204,57 @@ def _reader(source_ref: Any, split: Any) -> Any:
     return read
 
 
+class SpillDatasource(Datasource):
+    """A Ray Data source with one read task per batch spilled by the previous pass: each
+    yields one marker row (split index, spill folder), and the worker that maps it reads
+    the spill (:func:`load`), so the batch never goes through the object store.
+
+    Example:
+        >>> blocks = ray.data.read_datasource(SpillDatasource("out/state/spill-2", [0, 1]))  # doctest: +SKIP
+    """
+
+    def __init__(self, folder: str, indexes: Sequence[int]) -> None:
+        super().__init__()
+        self.folder = folder
+        self.indexes = list(indexes)
+
+    def estimate_inmemory_data_size(self) -> int | None:
+        return None
+
+    def get_read_tasks(
+        self, parallelism: int, per_task_row_limit: int | None = None, data_context: Any = None
+    ) -> list[ReadTask]:
+        meta = BlockMetadata(num_rows=1, size_bytes=None, exec_stats=None, input_files=None)
+        return [ReadTask(_marker(index, self.folder), meta) for index in self.indexes]
+
+
+def _marker(index: int, folder: str) -> Any:
+    def read() -> Iterator[pa.Table]:
+        yield pa.table({SPLIT: pa.array([index], pa.int64()), SPILL: pa.array([folder], pa.string())})
+
+    return read
+
+
+def load(batch: pa.Table, label: str | None = None) -> tuple[int | None, Dataset]:
+    """The split index and records of a block: a spill marker (:class:`SpillDatasource`)
+    read from its spill folder, or a block of records (:func:`decode`).
+
+    Example:
+        >>> import instructkit as ik
+        >>> from instructkit.schema import empty_removed
+        >>> frame = ik.Dataset.from_records([{"instruction": "a"}], source="s").to_polars()
+        >>> index, dataset = load(encode(3, frame, empty_removed()))
+        >>> index, len(dataset)
+        (3, 1)
+    """
+    if SPILL not in batch.column_names:
+        return decode(batch, label)
+    if batch.num_rows != 1:
+        raise RuntimeError(f"a Ray batch holds {batch.num_rows} spill markers; each batch must be one")
+    index = int(batch.column(SPLIT)[0].as_py())
+    return index, _read_spill(Path(batch.column(SPILL)[0].as_py()), index)
+
+
 # -------------------------------------------------------------------------------------------
 # what workers run
 
@@ -209,19 +276,22 @@ def _id_hashes(dataset: Dataset, check_ids: bool) -> bytes:
 
 
 def _observe(
-    batch: pa.Table, job_ref: Any, position: int, scratch: str, label: str | None, check_ids: bool
+    batch: pa.Table, job_ref: Any, position: int, start: int, scratch: str, label: str | None, check_ids: bool,
+    spill: str | None,
 ) -> pa.Table:
     steps, drops = _job(job_ref)
-    index, dataset = decode(batch, label)
+    index, dataset = load(batch, label)
     if index is None:  # an empty split: the driver observes it (see _empty_split)
         return pa.table({SPLIT: pa.array([], pa.int64()), "state": pa.array([], pa.large_binary()),
                          "seconds": pa.array([], pa.float64()), "ids": pa.array([], pa.large_binary())})
     ids = _id_hashes(dataset, check_ids)
-    dataset = run_steps(steps, dataset, drops, stop=position)
+    dataset = run_steps(steps, dataset, drops, start=start, stop=position)
     started = time.perf_counter()
     with spill_to(scratch):
         state = steps[position].observe(dataset.to_polars())
     seconds = time.perf_counter() - started
+    if spill is not None:
+        _write_spill(Path(spill), index, dataset)
     return pa.table({
         SPLIT: pa.array([index], pa.int64()),
         "state": pa.array([pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)], pa.large_binary()),
@@ -230,14 +300,16 @@ def _observe(
     })
 
 
-def _process(batch: pa.Table, job_ref: Any, out: str, fmt: str, label: str | None, check_ids: bool) -> pa.Table:
+def _process(
+    batch: pa.Table, job_ref: Any, start: int, out: str, fmt: str, label: str | None, check_ids: bool
+) -> pa.Table:
     steps, drops = _job(job_ref)
-    index, dataset = decode(batch, label)
+    index, dataset = load(batch, label)
     if index is None:  # an empty split: the driver writes its shard (see _empty_split)
         return pa.table({SPLIT: pa.array([], pa.int64()), "entry": pa.array([], pa.string()),
                          "ids": pa.array([], pa.large_binary())})
     ids = _id_hashes(dataset, check_ids)
-    entry = write_shard(run_steps(steps, dataset, drops), Path(out), index, fmt)
+    entry = write_shard(run_steps(steps, dataset, drops, start=start), Path(out), index, fmt)
     return pa.table({SPLIT: pa.array([index], pa.int64()), "entry": pa.array([json.dumps(entry)], pa.string()),
                      "ids": pa.array([ids], pa.large_binary())})
 
@@ -255,11 +327,14 @@ def run_ray(
     *,
     address: str | None = None,
     num_cpus: int | None = None,
+    spill: bool | None = None,
 ) -> RunResult:
     """Run ``steps`` over ``source`` on Ray Data, writing shards to ``output``.
 
-    ``output`` must be reachable by every worker (a shared filesystem on a cluster). See
-    :func:`instructkit.executors.run` for the public entry point.
+    ``output`` must be reachable by every worker (a shared filesystem on a cluster). Passes
+    start from the previous pass's spill (see the module doc) when ``spill`` is True, or
+    when it is None and Ray reports one alive node; else they recompute from the source.
+    See :func:`instructkit.executors.run` for the public entry point.
 
     Example:
         >>> import instructkit as ik                                          # doctest: +SKIP
@@ -281,12 +356,26 @@ def run_ray(
     level = log.level
     log.setLevel(max(level, logging.WARNING))
     try:
-        return _run(steps, source, output, fmt, resume, started)
+        if spill is None:
+            spill = alive_nodes() == 1
+        return _run(steps, source, output, fmt, resume, started, spill)
     finally:
         ctx.target_max_block_size, ctx.enable_progress_bars = saved
         log.setLevel(level)
         if owns_ray:
             ray.shutdown()
+
+
+def alive_nodes() -> int:
+    """Nodes of the connected Ray cluster that are alive (1 for a local Ray instance): on
+    one node the run folder is local to every worker, and a shuffle buys nothing.
+
+    Example:
+        >>> import ray                                                            # doctest: +SKIP
+        >>> ray.init(num_cpus=2); alive_nodes()                                   # doctest: +SKIP
+        1
+    """
+    return sum(1 for node in ray.nodes() if node.get("Alive"))
 
 
 def _map(data: Any, fn: Any, **fn_kwargs: Any) -> Any:
@@ -316,7 +405,8 @@ def _empty_split(source: Source, split: Any) -> Dataset:
 
 
 def _run(
-    steps: Sequence[Transform], source: Source, output: Path, fmt: str, resume: bool, started: float
+    steps: Sequence[Transform], source: Source, output: Path, fmt: str, resume: bool, started: float,
+    spill_between: bool,
 ) -> RunResult:
     manifest = Manifest(output, fingerprint(steps, source, fmt, executor="ray"), resume)
     prepare(steps)
@@ -326,11 +416,15 @@ def _run(
     # built once here, shipped with the steps (see Transform.shared_state)
     shared = [step.shared_state() for step in steps]
 
-    def records(indexes_: list[int]) -> Any:
-        return ray.data.read_datasource(
-            SplitDatasource(source_ref, [splits[i] for i in indexes_]),
-            override_num_blocks=max(len(indexes_), 1),
-        )
+    def records(indexes_: list[int], previous: int | None) -> Any:
+        """The batches entering a pass: splits of the source, or the spill of the pass of
+        the global step at ``previous``."""
+        blocks = max(len(indexes_), 1)
+        if previous is None:
+            return ray.data.read_datasource(
+                SplitDatasource(source_ref, [splits[i] for i in indexes_]), override_num_blocks=blocks)
+        folder = str(manifest.out / manifest.globals[previous]["spill"])
+        return ray.data.read_datasource(SpillDatasource(folder, indexes_), override_num_blocks=blocks)
 
     # ids are checked on the first pass over the source that this run makes in full (a
     # resumed run's passes were checked when they first ran; see executors.ids)
@@ -340,47 +434,55 @@ def _run(
     # killed run's are deleted when it resumes
     scratch = output / "state" / "tmp"
     shutil.rmtree(scratch, ignore_errors=True)
+    order = sorted(splits)
+    previous: int | None = None
     for position in global_positions(steps):
         if position in drops:
             ledger = None
-            continue
-        step = steps[position]
-        job = ray.put((list(steps), drops, shared))
-        observed: dict[int, Any] = {}
-        seconds = 0.0
-        # states are unpickled as they arrive, so the driver never holds them twice
-        observing = _map(records(sorted(splits)), _observe, job_ref=job, position=position,
-                         scratch=str(scratch), label=label, check_ids=ledger is not None)
-        for index, row in _rows(observing, sorted(splits)):
-            if ledger is not None:
-                ledger.add(index, np.frombuffer(row["ids"], np.uint64))
-            observed[index] = pickle.loads(row.pop("state"))
-            seconds += row["seconds"]
-        ledger = None
-        t0 = time.perf_counter()
-        with spill_to(scratch):
-            for index in sorted(set(splits) - set(observed)):
-                empty = run_steps(steps, _empty_split(source, splits[index]), drops, stop=position)
-                observed[index] = step.observe(empty.to_polars())
-            states = [observed.pop(i) for i in sorted(splits)]
-            options = step.decide_options("ray")  # type: ignore[attr-defined]
-            decided = decide(step, states, **options)
-            entry: dict[str, Any] = {"step": step.name, **step.decide_stats(options)}  # type: ignore[attr-defined]
-        seconds += time.perf_counter() - t0
-        del states
-        drops[position] = decided
-        manifest.record_global(position, decided, {**entry, "seconds": seconds})
+        else:
+            step = steps[position]
+            spill = spill_folder(output, steps, position) if spill_between else None
+            first = _spilled(manifest, previous)
+            check = ledger is not None and first is None
+            job = ray.put((list(steps), drops, shared))
+            observed: dict[int, Any] = {}
+            seconds = 0.0
+            # states are unpickled as they arrive, so the driver never holds them twice
+            observing = _map(records(order, first), _observe, job_ref=job, position=position,
+                             start=0 if first is None else first, scratch=str(scratch), label=label,
+                             check_ids=check, spill=None if spill is None else str(spill))
+            for index, row in _rows(observing, order):
+                if check:
+                    ledger.add(index, np.frombuffer(row["ids"], np.uint64))  # type: ignore[union-attr]
+                observed[index] = pickle.loads(row.pop("state"))
+                seconds += row["seconds"]
+            ledger = None
+            with spill_to(scratch):
+                t0 = time.perf_counter()
+                for index in sorted(set(splits) - set(observed)):
+                    # an empty split (Ray Data drops empty blocks; a spill marker is never empty)
+                    empty = run_steps(steps, _empty_split(source, splits[index]), drops, stop=position)
+                    observed[index] = step.observe(empty.to_polars())
+                    if spill is not None:
+                        _write_spill(spill, index, empty)
+                states = [observed.pop(i) for i in order]
+                seconds += time.perf_counter() - t0
+                record_decision(manifest, step, position, states, seconds, order, spill, drops, executor="ray")
+            del states
+        _drop_spill(manifest, previous)
+        previous = position
 
     shutil.rmtree(scratch, ignore_errors=True)
     done = set(manifest.shards)
-    todo = [i for i in sorted(splits) if i not in done]
+    todo = [i for i in order if i not in done]
+    first = _spilled(manifest, previous)
     if ledger is not None:  # no global step: this pass is the check, as in the local executor
         ledger.resume(done)
     if todo:
         job = ray.put((list(steps), drops, shared))
         # shards are recorded as they come back, so an interrupted pass resumes from them
-        processing = _map(records(todo), _process, job_ref=job, out=str(output), fmt=fmt, label=label,
-                          check_ids=ledger is not None)
+        processing = _map(records(todo, first), _process, job_ref=job, start=0 if first is None else first,
+                          out=str(output), fmt=fmt, label=label, check_ids=ledger is not None)
         for index, row in _rows(processing, todo):
             if ledger is not None:
                 ledger.add(index, np.frombuffer(row["ids"], np.uint64))
@@ -391,4 +493,5 @@ def _run(
                 if ledger is not None:
                     ledger.add(index, np.empty(0, np.uint64))
                 manifest.record_shard(index, write_shard(dataset, output, index, fmt))
+    _drop_spill(manifest, previous)
     return manifest.result(skipped=len(done), seconds=time.perf_counter() - started)
