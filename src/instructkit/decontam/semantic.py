@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -278,19 +278,23 @@ class SemanticIndex:
             [norm[r] for r in r_idx.tolist()], [self.normalized[i] for i in cand[r_idx, k_idx].tolist()],
             scorer=fuzz.token_set_ratio, workers=-1,
         )
-        shares = np.zeros(cand.shape, dtype=np.float32)
-        r_idx, k_idx = np.nonzero((cand >= 0) & (scores >= min_fuzzy))
-        shares[r_idx, k_idx] = [
-            number_agreement(texts[rows[r]], self.queries[cand[r, k]])
-            for r, k in zip(r_idx.tolist(), k_idx.tolist(), strict=True)
-        ]
-        name_shares = np.zeros(cand.shape, dtype=np.float32)
-        r_idx, k_idx = np.nonzero((cand >= 0) & (scores >= min_fuzzy) & (shares >= min_numbers))
-        name_shares[r_idx, k_idx] = [
-            name_agreement(texts[rows[r]], self.queries[cand[r, k]])
-            for r, k in zip(r_idx.tolist(), k_idx.tolist(), strict=True)
-        ]
-        ok = (cand >= 0) & (scores >= min_fuzzy) & (shares >= min_numbers) & (name_shares >= min_names)
+
+        def per_pair(agreement: Callable[[str, str], float], where: np.ndarray) -> np.ndarray:
+            # the agreement of each (text, candidate item) pair in ``where``, 0 elsewhere
+            out = np.zeros(cand.shape, dtype=np.float32)
+            r_idx, k_idx = np.nonzero(where)
+            out[r_idx, k_idx] = [
+                agreement(texts[rows[r]], self.queries[cand[r, k]])
+                for r, k in zip(r_idx.tolist(), k_idx.tolist(), strict=True)
+            ]
+            return out
+
+        # each check runs only on the pairs that passed the ones before it
+        ok = (cand >= 0) & (scores >= min_fuzzy)
+        shares = per_pair(number_agreement, ok)
+        ok &= shares >= min_numbers
+        name_shares = per_pair(name_agreement, ok)
+        ok &= name_shares >= min_names
         keep = np.flatnonzero(ok.any(axis=1))
         if keep.size == 0:
             return best, cosine, fuzzy, agree, named
