@@ -257,10 +257,19 @@ class Global(Transform):
     - :meth:`decide_options` / :meth:`decide_stats`: a grouping backend for :meth:`decide`
       on a given executor (MinHash groups band hashes with a Ray Data shuffle), and what
       it did, for the run's manifest;
-    - :meth:`apply_decision`: how a decision changes one batch (drop, or flag).
+    - :meth:`apply_decision`: how a decision changes one batch (drop, or flag);
+    - :attr:`decides_per_record`: the verdict on a record depends on its own state only.
     """
 
     kind: ClassVar[Kind] = "global"
+    #: True when :meth:`decide`'s verdict on a record depends only on that record's own
+    #: state, never on other records' (decontamination: a record's overlap with the
+    #: benchmarks, against an index built once by :meth:`~Transform.prepare`). Executors
+    #: then run the step like a filter, ``apply`` on each batch, with no pass of its own:
+    #: the same drops, without spilling the corpus and waiting for every batch first.
+    #: A step whose parameters can make the verdict depend on other records (dedup,
+    #: selection, sampling) leaves it False.
+    decides_per_record: ClassVar[bool] = False
 
     def observe(self, batch: pl.DataFrame) -> Any:
         """Compact state for one batch (no texts)."""

@@ -69,6 +69,9 @@ class Decontaminate(Global):
     """
 
     name: ClassVar[str] = "decontaminate"
+    # a record's verdict is its own overlap with the benchmarks: executors run it batch by
+    # batch, with no pass of its own
+    decides_per_record: ClassVar[bool] = True
     # fuzzy_threshold, number_agreement and name_agreement choose which candidates reach
     # MiniLM in observe
     decide_params: ClassVar[tuple[str, ...]] = ("min_matches", "cosine_threshold")

@@ -53,6 +53,7 @@ from instructkit._progress import progress
 from instructkit.dataset import Dataset
 from instructkit.dedup._spill import spill_to
 from instructkit.executors.ids import IdLedger, hash_ids
+from instructkit.executors.spill import drop_spill, read_spill, spill_folder, spilled, write_spill
 from instructkit.history import StepRecord, as_dicts, merge_histories
 from instructkit.io.read import read_entry
 from instructkit.schema import SCHEMA, conform, empty_removed
@@ -181,8 +182,15 @@ def from_source(frame: pl.DataFrame, removed: pl.DataFrame, seconds: float, labe
 
 
 def global_positions(steps: Sequence[Transform]) -> list[int]:
-    """Positions of the ``Global`` steps in ``steps``."""
-    return [i for i, s in enumerate(steps) if s.kind == "global"]
+    """Positions of the ``Global`` steps in ``steps`` that need a pass of their own: every
+    one but those that decide per record (:attr:`~instructkit.transform.Global.decides_per_record`),
+    which run on each batch like a filter."""
+    return [i for i, s in enumerate(steps) if needs_pass(s)]
+
+
+def needs_pass(step: Transform) -> bool:
+    """Whether ``step`` must observe every batch before deciding (a pass of its own)."""
+    return step.kind == "global" and not getattr(step, "decides_per_record", False)
 
 
 def prepare(steps: Sequence[Transform]) -> None:
@@ -190,13 +198,6 @@ def prepare(steps: Sequence[Transform]) -> None:
     driver, before any batch: files a step needs are read here, never on a worker."""
     for step in steps:
         step.prepare()
-
-
-def may_spill(steps: Sequence[Transform], position: int) -> bool:
-    """Whether a batch that has passed ``steps[:position]`` may be written to disk: not
-    while a redacting step (``pii.scrub``) is still ahead, so no pre-scrub text ever sits
-    in a run folder, even after ``kill -9``."""
-    return not any(s.redacts for s in steps[position:])
 
 
 def run_steps(
@@ -208,7 +209,7 @@ def run_steps(
 ) -> Dataset:
     """Run ``steps[start:stop]`` on one batch; global steps apply their decided ``drops``."""
     for i, step in enumerate(steps[start:stop], start=start):
-        if step.kind == "global":
+        if needs_pass(step):
             start = time.perf_counter()
             frame = dataset.to_polars()
             mine = drops[i].filter(pl.col("id").is_in(frame["id"].implode()))
@@ -506,7 +507,7 @@ def run_local(
     The steps between two global steps run once per batch: the pass that observes a global
     step spills the batches it produced (Arrow IPC under ``state/``), and the next pass starts
     from that spill instead of reading and recomputing from the source. While a redacting
-    step is still ahead (:func:`may_spill`) nothing is spilled and the next pass recomputes
+    step is still ahead (:func:`~instructkit.executors.spill.may_spill`) nothing is spilled and the next pass recomputes
     from the source. See :func:`instructkit.executors.run` for the public entry point.
     """
     started = time.perf_counter()
@@ -525,7 +526,7 @@ def run_local(
     shutil.rmtree(scratch, ignore_errors=True)
 
     done = set(manifest.shards)
-    first = _spilled(manifest, previous)
+    first = spilled(manifest, previous)
     if previous is None:
         # this pass reads the source and checks its ids, so a resumed one checks them
         # against those of the finished shards, kept beside them
@@ -535,33 +536,8 @@ def run_local(
     ):
         dataset = run_steps(steps, dataset, drops, start=0 if first is None else first)
         manifest.record_shard(index, write_shard(dataset, output, index, fmt))
-    _drop_spill(manifest, previous)
+    drop_spill(manifest, previous)
     return manifest.result(skipped=len(done), seconds=time.perf_counter() - started)
-
-
-def _spilled(manifest: Manifest, position: int | None) -> int | None:
-    """``position`` if the pass of the global step there spilled its batches, else None
-    (the next pass reads the source and runs the steps before it again)."""
-    if position is None or not manifest.globals[position].get("spill"):
-        return None
-    return position
-
-
-def _drop_spill(manifest: Manifest, position: int | None) -> None:
-    if position is not None and manifest.globals[position].get("spill"):
-        shutil.rmtree(manifest.out / manifest.globals[position]["spill"], ignore_errors=True)
-
-
-def spill_folder(output: Path, steps: Sequence[Transform], position: int) -> Path | None:
-    """A fresh ``state/spill-<position>`` for the batches leaving the global step at
-    ``position``, or None when they may not be written (:func:`may_spill`): the next pass then
-    recomputes them from the source."""
-    spill = output / "state" / f"spill-{position}"
-    shutil.rmtree(spill, ignore_errors=True)
-    if not may_spill(steps, position):
-        return None
-    spill.mkdir(parents=True)
-    return spill
 
 
 def record_decision(
@@ -606,7 +582,7 @@ def _observe_passes(
             step = steps[position]
             states, seconds, batches = [], 0.0, []
             spill = spill_folder(output, steps, position)
-            first = _spilled(manifest, previous)
+            first = spilled(manifest, previous)
             for index, dataset in progress(
                 _stage_input(source, manifest, first, (), checking if first is None else None),
                 desc=f"observe {step.name}", unit="batch",
@@ -616,12 +592,12 @@ def _observe_passes(
                 states.append(step.observe(dataset.to_polars()))
                 seconds += time.perf_counter() - t0
                 if spill is not None:
-                    _write_spill(spill, index, dataset)
+                    write_spill(spill, index, dataset)
                 batches.append(index)
             checking = None
             record_decision(manifest, step, position, states, seconds, batches, spill, drops)
             del states
-        _drop_spill(manifest, previous)
+        drop_spill(manifest, previous)
         previous = position
 
     return previous
@@ -652,7 +628,7 @@ def _stage_input(
     spill = manifest.out / manifest.globals[previous]["spill"]
     for index in manifest.globals[previous]["batches"]:
         if index not in skip:
-            yield index, _read_spill(spill, index)
+            yield index, read_spill(spill, index)
 
 
 def id_ledger(source: Source, steps: Sequence[Transform], output: Path) -> IdLedger:
@@ -676,18 +652,3 @@ def id_ledger(source: Source, steps: Sequence[Transform], output: Path) -> IdLed
 
     keep = None if global_positions(steps) else output / "state"
     return IdLedger(lambda index: source.read_split(split(index))[0]["id"], where, keep)
-
-
-def _write_spill(spill: Path, index: int, dataset: Dataset) -> None:
-    # read back once and deleted: Arrow IPC (no encoding) rather than Parquet like the shards
-    dataset.to_polars().write_ipc(spill / f"part-{index:05d}.arrow", compression="lz4")
-    dataset.removed.write_ipc(spill / f"part-{index:05d}.removed.arrow", compression="lz4")
-    (spill / f"part-{index:05d}.history.json").write_text(json.dumps(as_dicts(dataset.steps)))
-
-
-def _read_spill(spill: Path, index: int) -> Dataset:
-    return Dataset(
-        pl.read_ipc(spill / f"part-{index:05d}.arrow"),
-        pl.read_ipc(spill / f"part-{index:05d}.removed.arrow"),
-        json.loads((spill / f"part-{index:05d}.history.json").read_text()),
-    )

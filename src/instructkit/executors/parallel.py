@@ -45,10 +45,6 @@ from instructkit.executors.local import (
     Manifest,
     RunResult,
     Source,
-    _drop_spill,
-    _read_spill,
-    _spilled,
-    _write_spill,
     fingerprint,
     from_source,
     global_positions,
@@ -57,9 +53,9 @@ from instructkit.executors.local import (
     read_label,
     record_decision,
     run_steps,
-    spill_folder,
     write_shard,
 )
+from instructkit.executors.spill import drop_spill, read_spill, spill_folder, spilled, write_spill
 from instructkit.transform import Transform
 
 __all__ = ["available_cores", "check_picklable", "resolve_workers", "run_parallel"]
@@ -122,7 +118,7 @@ def _load(spec: tuple[Any, ...]) -> Dataset:
     ``("frame", frame, removed)`` shipped by the driver, or ``("spill", folder, index)``."""
     kind = spec[0]
     if kind == "spill":
-        return _read_spill(Path(spec[1]), spec[2])
+        return read_spill(Path(spec[1]), spec[2])
     started = time.perf_counter()
     frame, removed = _SOURCE.read_split(spec[1]) if kind == "split" else (spec[1], spec[2])
     return from_source(frame, removed, time.perf_counter() - started, _LABEL)
@@ -160,7 +156,7 @@ def _task(
         state = _STEPS[observe].observe(dataset.to_polars())
     seconds = time.perf_counter() - started
     if spill is not None:
-        _write_spill(Path(spill), index, dataset)
+        write_spill(Path(spill), index, dataset)
     return ids, state, seconds
 
 
@@ -291,7 +287,7 @@ def run_parallel(
             else:
                 step = steps[position]
                 spill = spill_folder(output, steps, position)
-                first = _spilled(manifest, previous)
+                first = spilled(manifest, previous)
                 check = ledger is not None and first is None
                 states, seconds, batches = [], 0.0, []
                 results = _ordered(
@@ -309,12 +305,12 @@ def run_parallel(
                 with spill_to(scratch):
                     record_decision(manifest, step, position, states, seconds, batches, spill, drops)
                 del states
-            _drop_spill(manifest, previous)
+            drop_spill(manifest, previous)
             previous = position
         shutil.rmtree(scratch, ignore_errors=True)
 
         done = set(manifest.shards)
-        first = _spilled(manifest, previous)
+        first = spilled(manifest, previous)
         check = ledger is not None and first is None
         if check:
             ledger.resume(done)  # type: ignore[union-attr]
@@ -326,5 +322,5 @@ def run_parallel(
             if check:
                 ledger.add(index, np.frombuffer(ids, np.uint64))  # type: ignore[union-attr]
             manifest.record_shard(index, entry)
-    _drop_spill(manifest, previous)
+    drop_spill(manifest, previous)
     return manifest.result(skipped=len(done), seconds=time.perf_counter() - started)

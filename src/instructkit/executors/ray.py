@@ -27,7 +27,7 @@ Records flow through Ray Data as Arrow blocks:
   with ``spill=True`` (the run folder is already shared by every node, since workers write
   the shards there; on a cluster recomputing can still beat a slow shared filesystem, so
   ``spill=None`` recomputes there); ``spill=False`` always recomputes. While a redacting
-  step is still ahead nothing is spilled (see :func:`~instructkit.executors.local.may_spill`).
+  step is still ahead nothing is spilled (see :func:`~instructkit.executors.spill.may_spill`).
 - **Broadcast.** The steps, the drops decided so far and each step's
   :meth:`~instructkit.transform.Transform.shared_state` (built once, on the driver, after
   :meth:`~instructkit.transform.Transform.prepare`: decontamination's n-gram index) are put
@@ -69,10 +69,6 @@ from instructkit.executors.local import (
     Manifest,
     RunResult,
     Source,
-    _drop_spill,
-    _read_spill,
-    _spilled,
-    _write_spill,
     fingerprint,
     from_source,
     global_positions,
@@ -81,9 +77,9 @@ from instructkit.executors.local import (
     read_label,
     record_decision,
     run_steps,
-    spill_folder,
     write_shard,
 )
+from instructkit.executors.spill import drop_spill, read_spill, spill_folder, spilled, write_spill
 from instructkit.schema import REMOVED_SCHEMA
 from instructkit.transform import Transform
 
@@ -252,7 +248,7 @@ def load(batch: pa.Table, label: str | None = None) -> tuple[int | None, Dataset
     if batch.num_rows != 1:
         raise RuntimeError(f"a Ray batch holds {batch.num_rows} spill markers; each batch must be one")
     index = int(batch.column(SPLIT)[0].as_py())
-    return index, _read_spill(Path(batch.column(SPILL)[0].as_py()), index)
+    return index, read_spill(Path(batch.column(SPILL)[0].as_py()), index)
 
 
 # -------------------------------------------------------------------------------------------
@@ -291,7 +287,7 @@ def _observe(
         state = steps[position].observe(dataset.to_polars())
     seconds = time.perf_counter() - started
     if spill is not None:
-        _write_spill(Path(spill), index, dataset)
+        write_spill(Path(spill), index, dataset)
     return pa.table({
         SPLIT: pa.array([index], pa.int64()),
         "state": pa.array([pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)], pa.large_binary()),
@@ -442,7 +438,7 @@ def _run(
         else:
             step = steps[position]
             spill = spill_folder(output, steps, position) if spill_between else None
-            first = _spilled(manifest, previous)
+            first = spilled(manifest, previous)
             check = ledger is not None and first is None
             job = ray.put((list(steps), drops, shared))
             observed: dict[int, Any] = {}
@@ -464,18 +460,18 @@ def _run(
                     empty = run_steps(steps, _empty_split(source, splits[index]), drops, stop=position)
                     observed[index] = step.observe(empty.to_polars())
                     if spill is not None:
-                        _write_spill(spill, index, empty)
+                        write_spill(spill, index, empty)
                 states = [observed.pop(i) for i in order]
                 seconds += time.perf_counter() - t0
                 record_decision(manifest, step, position, states, seconds, order, spill, drops, executor="ray")
             del states
-        _drop_spill(manifest, previous)
+        drop_spill(manifest, previous)
         previous = position
 
     shutil.rmtree(scratch, ignore_errors=True)
     done = set(manifest.shards)
     todo = [i for i in order if i not in done]
-    first = _spilled(manifest, previous)
+    first = spilled(manifest, previous)
     if ledger is not None:  # no global step: this pass is the check, as in the local executor
         ledger.resume(done)
     if todo:
@@ -493,5 +489,5 @@ def _run(
                 if ledger is not None:
                     ledger.add(index, np.empty(0, np.uint64))
                 manifest.record_shard(index, write_shard(dataset, output, index, fmt))
-    _drop_spill(manifest, previous)
+    drop_spill(manifest, previous)
     return manifest.result(skipped=len(done), seconds=time.perf_counter() - started)
