@@ -109,7 +109,7 @@ def run_ik(args) -> dict:
     c = step.cluster(states)  # the same clusters, for the evaluation (not timed)
     truth = pl.concat(truth_parts)
     removed = np.flatnonzero(c.kept != np.arange(truth.height))
-    rows = Rows([(s.spill, len(s), s.num_perm, s.shingles) for s in states])
+    rows = Rows([s.part() for s in states])
     p, r = evaluate(truth["id"], truth["dup_of"], truth["jaccard"].to_numpy(),
                     lambda a, b: rows.jaccard(a, b, exact=True, num_perm=args.num_perm),
                     removed, c.kept[removed], args.threshold)

@@ -88,7 +88,7 @@ def job_bench(path: str, sample: int, pipeline: str) -> list:
 
 def state_sizes(n: int = 50_000) -> list[dict]:
     """Bytes of ``observe()`` state per record of each global step: in RAM (pickled, as Ray
-    ships it) and in spill files on disk (MinHash signatures)."""
+    ships it) and in spill files on disk (MinHash shingle hashes or signatures)."""
     import json
     import pickle
 
@@ -114,7 +114,7 @@ def state_sizes(n: int = 50_000) -> list[dict]:
     rows = []
     for name, step in steps.items():
         state = step.observe(frame)
-        # MinHash keeps its full signatures in a spill file: on disk, not in RAM
+        # MinHash keeps its shingle hashes (or signatures) in a spill file: on disk, not in RAM
         spill = getattr(getattr(state, "spill", None), "path", None)
         blob = pickle.dumps(state, protocol=5)
         rows.append({

@@ -182,7 +182,8 @@ def test_state_keeps_ids_in_ram_and_hashes_on_disk(tmp_path):
     bands, _ = step.banding()
     assert state.band(bands - 1).shape == (2_000,)
     assert state.ram_bytes() / len(state) < 50
-    assert state.disk_bytes() == 4 * (128 * 2_000 + int(state.shingles.sum())) + 8 * bands * 2_000
+    # the shingle hashes and the band hashes; the signatures are recomputed when needed
+    assert state.disk_bytes() == 4 * int(state.shingles.sum()) + 8 * bands * 2_000
     files = list(tmp_path.iterdir())
     assert [f.name for f in files] == [state.spill.path.rsplit("/", 1)[1]]
     # a pickled state (a Ray worker's) takes its file along; the file goes with the last owner
@@ -222,6 +223,55 @@ def test_verify_modes():
     assert abs(found["exact"] - found["signature"]) < 0.1 * found["exact"]
     with pytest.raises(ValueError, match="verify"):
         ik.dedup.minhash(verify="maybe")
+
+
+def test_exact_state_spills_no_signatures_and_decides_as_with_them():
+    """With verify="exact" the spill file holds the shingle hashes, not the signatures: the
+    rows decide needs are recomputed from them. The drops (ids, kept ids, Jaccard estimates)
+    equal those of a state whose file holds the signatures K.minhash computed directly,
+    also when decide runs under another banding (a threshold sweep), with keep="longest"
+    and with a reference set."""
+    from dataclasses import replace
+
+    from instructkit.dedup._spill import Rows, SpillFile
+
+    base = ik.synth.near_duplicates(2_000, seed=1).to_polars()
+    # empty texts and texts shorter than ngram recompute like any other
+    odd = base.head(4).with_columns(pl.Series("instruction", ["", "a b", "a b", "x"]), pl.lit("").alias("input"),
+                                    pl.lit("").alias("output"), pl.Series("id", [f"odd:{i}" for i in range(4)]))
+    frame = pl.concat([base, odd], how="vertical_relaxed")
+    step = ik.dedup.minhash(threshold=0.8)
+    states = [step.observe(frame.slice(o, 800)) for o in range(0, frame.height, 800)]
+    bands, rows = step.banding()
+    text = K.document_text(frame, ["instruction", "input", "output"])
+    m = K.minhash(text, ngram=5, unit="word", num_perm=128, seed=1, bands=bands, rows=rows, keep_shingles=True)
+
+    # the new layout: shingle hashes and band hashes only
+    assert all(s.has_hashes and not s.has_signatures for s in states)
+    assert sum(s.disk_bytes() for s in states) == 4 * m.hashes.size + 8 * bands * frame.height
+    reader = Rows([s.part() for s in states])
+    index = np.random.default_rng(0).permutation(frame.height)
+    assert np.array_equal(reader.signatures(index, 128), m.signatures[index])
+    assert (m.signatures[frame.height - 4] == 2**32 - 1).all()  # the empty text
+    assert np.array_equal(reader.band_keys(1, 16, 8), K.band_hashes(m.signatures[800:1600], 16, 8))
+
+    # the old layout, written from the signatures K.minhash computed: signatures, hashes, bands
+    starts = np.concatenate([[0], np.cumsum(m.counts, dtype=np.int64)])
+    direct = []
+    for s, lo in zip(states, range(0, frame.height, 800), strict=True):
+        hi = lo + len(s)
+        sig = m.signatures[lo:hi]
+        spill = SpillFile.write(None, [sig, m.hashes[starts[lo]:starts[hi]], m.band_keys[:, lo:hi]])
+        direct.append(replace(s, spill=spill, has_signatures=True,
+                              band_offset=sig.nbytes + 4 * int(starts[hi] - starts[lo])))
+    ref = ik.Dataset.from_polars(base.slice(100, 200).with_columns(pl.concat_str(pl.lit("ref:"), "id").alias("id")))
+    for params in ({}, {"threshold": 0.6}, {"threshold": 0.9, "keep": "longest"}, {"against": ref},
+                   {"threshold": 0.7, "verify": "signature"}, {"bands": 16, "rows": 8, "verify": "none"}):
+        decide = ik.dedup.minhash(**params)
+        want = decide.decide(direct)
+        assert want.height > 0, params
+        assert decide.decide(states).equals(want), params
+        assert decide.decide(states)["detail"].to_list() == want["detail"].to_list(), params
 
 
 def test_banding_is_chosen_for_recall():

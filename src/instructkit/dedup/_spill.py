@@ -1,10 +1,20 @@
-"""Spill files: the full MinHash signatures (and shingle hashes) of a batch on disk, so the
-state a streaming run keeps in RAM is only the band hashes, counts and ids.
+"""Spill files: what ``decide`` reads of a MinHash batch besides its band hashes, on disk,
+so the state a streaming run keeps in RAM is only its ids and per-record counts.
 
-A batch's file holds its ``rows x num_perm`` uint32 signatures, then its shingle hashes
-(uint32, text after text). It is written once with plain file writes (page cache, not the
-process's memory) and read by memory-mapping it for one gather at a time, then unmapping
-it, so the pages read never pile up in the process's resident memory.
+A batch's file holds, in order:
+
+- with ``verify="exact"``: its shingle hashes (uint32, text after text), then its band
+  hashes (``bands x records`` uint64). The signatures are not stored: the few rows
+  ``decide`` needs (the Jaccard estimate of each removed record, band hashes under
+  another banding) are recomputed from the shingle hashes, bit for bit the same;
+- otherwise (no shingle hashes kept): its ``records x num_perm`` uint32 signatures, then
+  its band hashes.
+
+(:class:`Rows` also reads a file holding both: the signatures, then the shingle hashes.)
+
+It is written once with plain file writes (page cache, not the process's memory) and read
+by memory-mapping it for one gather at a time, then unmapping it, so the pages read never
+pile up in the process's resident memory.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -102,17 +113,45 @@ class SpillFile:
         return os.path.getsize(self.path)
 
 
+class Part(NamedTuple):
+    """Where :class:`Rows` finds the records of one batch in its spill file."""
+
+    spill: SpillFile
+    records: int
+    num_perm: int
+    counts: np.ndarray  # shingles per record
+    has_signatures: bool  # the file starts with the signatures; else with the shingle hashes
+    seed: int  # of the permutations, to recompute signatures from the shingle hashes
+
+    @property
+    def hash_offset(self) -> int:
+        """Byte offset of the shingle hashes (after the signatures, when there are any)."""
+        return self.records * self.num_perm * 4 if self.has_signatures else 0
+
+
 class Rows:
     """Read the signatures and shingle hashes of records of several batches by their
     global index (batches in order), straight from their spill files.
 
-    ``parts`` are ``(spill, records, num_perm, counts)`` per batch, ``counts`` the shingles
-    per record (the shingle hashes follow the signatures when the batch kept them).
+    A batch whose file holds no signatures (its shingle hashes instead) gets the signature
+    rows asked for recomputed from their shingle hashes: the same values ``observe``
+    computed, bit for bit.
+
+    Example:
+        >>> import instructkit as ik
+        >>> from instructkit.dedup import _kernel as K
+        >>> frame = ik.synth.near_duplicates(50, seed=1).to_polars()
+        >>> step = ik.dedup.minhash()
+        >>> rows = Rows([step.observe(frame).part()])
+        >>> text = K.document_text(frame, ["instruction", "input", "output"])
+        >>> direct = K.minhash(text, ngram=5, unit="word", num_perm=128, seed=1).signatures
+        >>> bool((rows.signatures(np.arange(50), 128) == direct).all())
+        True
     """
 
-    def __init__(self, parts: Sequence[tuple[SpillFile, int, int, np.ndarray]]) -> None:
+    def __init__(self, parts: Sequence[Part]) -> None:
         self.parts = list(parts)
-        self.offsets = np.cumsum([0, *[p[1] for p in self.parts]])
+        self.offsets = np.cumsum([0, *[p.records for p in self.parts]])
 
     def _split(self, index: np.ndarray):
         which = np.searchsorted(self.offsets, index, side="right") - 1
@@ -120,46 +159,69 @@ class Rows:
             mask = which == k
             yield k, mask, index[mask] - self.offsets[k]
 
+    def _gather(self, k: int, local: np.ndarray, starts: np.ndarray, values: np.ndarray) -> None:
+        """Copy the shingle hashes of records ``local`` of batch ``k`` to ``values`` (record
+        ``i``'s at ``starts[i]``)."""
+        from instructkit.dedup import _jit
+
+        part = self.parts[k]
+        counts = part.counts[local]
+        if counts.sum() == 0:
+            return
+        part_starts = np.cumsum(part.counts, dtype=np.int64) - part.counts
+        total = int(part_starts[-1] + part.counts[-1])
+        mm = np.memmap(part.spill.path, np.uint32, "r", offset=part.hash_offset, shape=(total,))
+        _jit.compact(np.asarray(mm), part_starts[local], counts, starts, values)
+        del mm  # unmapped: its pages leave the resident set
+
+    def _recompute(self, k: int, local: np.ndarray) -> np.ndarray:
+        """Signature rows of records ``local`` of batch ``k``, from their shingle hashes."""
+        part = self.parts[k]
+        counts = part.counts[local].astype(np.int64)
+        values = np.empty(int(counts.sum()), np.uint32)
+        self._gather(k, local, np.cumsum(counts) - counts, values)
+        return K.signatures(values, counts, part.num_perm, part.seed)
+
     def signatures(self, index: np.ndarray, num_perm: int) -> np.ndarray:
         """Signature rows of ``index`` (``len(index) x num_perm`` uint32)."""
         out = np.empty((index.size, num_perm), np.uint32)
         for k, mask, local in self._split(index):
-            spill, n, perm, _ = self.parts[k]
-            mm = np.memmap(spill.path, np.uint32, "r", shape=(n, perm))
+            part = self.parts[k]
+            if not part.has_signatures:
+                out[mask] = self._recompute(k, local)
+                continue
+            mm = np.memmap(part.spill.path, np.uint32, "r", shape=(part.records, part.num_perm))
             out[mask] = mm[local]
             del mm  # unmapped: its pages leave the resident set
         return out
 
     def shingles(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Shingle hashes of ``index``, record after record, and their counts."""
-        from instructkit.dedup import _jit
-
         splits = list(self._split(index))
         counts = np.zeros(index.size, np.int64)
         for k, mask, local in splits:
-            counts[mask] = self.parts[k][3][local]
+            counts[mask] = self.parts[k].counts[local]
         starts = np.cumsum(counts) - counts
         values = np.empty(int(counts.sum()), np.uint32)
         for k, mask, local in splits:
-            spill, n, perm, part_counts = self.parts[k]
-            if counts[mask].sum() == 0:
-                continue
-            part_starts = np.cumsum(part_counts, dtype=np.int64) - part_counts
-            total = int(part_starts[-1] + part_counts[-1])
-            mm = np.memmap(spill.path, np.uint32, "r", offset=n * perm * 4, shape=(total,))
-            _jit.compact(np.asarray(mm), part_starts[local], counts[mask], starts[mask], values)
-            del mm
+            self._gather(k, local, starts[mask], values)
         return values, counts
 
     def band_keys(self, k: int, bands: int, rows: int) -> np.ndarray:
-        """Band hashes (``bands x records``) of batch ``k``, recomputed from its signatures."""
-        spill, n, perm, _ = self.parts[k]
+        """Band hashes (``bands x records``) of batch ``k``, recomputed from its signatures
+        (themselves recomputed from the shingle hashes when the file holds none)."""
+        part = self.parts[k]
+        n = part.records
         out = np.empty((bands, n), np.uint64)
         for lo in range(0, n, CHUNK):
             hi = min(n, lo + CHUNK)
-            mm = np.memmap(spill.path, np.uint32, "r", offset=lo * perm * 4, shape=(hi - lo, perm))
-            out[:, lo:hi] = K.band_hashes(np.asarray(mm), bands, rows)
-            del mm
+            if part.has_signatures:
+                mm = np.memmap(part.spill.path, np.uint32, "r", offset=lo * part.num_perm * 4,
+                               shape=(hi - lo, part.num_perm))
+                out[:, lo:hi] = K.band_hashes(np.asarray(mm), bands, rows)
+                del mm
+            else:
+                out[:, lo:hi] = K.band_hashes(self._recompute(k, np.arange(lo, hi)), bands, rows)
         return out
 
     def jaccard(self, left: np.ndarray, right: np.ndarray, exact: bool, num_perm: int) -> np.ndarray:

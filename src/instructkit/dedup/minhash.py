@@ -21,7 +21,7 @@ from instructkit.dedup._base import (
     present_fields,
     repeated,
 )
-from instructkit.dedup._spill import Rows, SpillFile
+from instructkit.dedup._spill import Part, Rows, SpillFile
 from instructkit.text import record_text
 from instructkit.transform import Global
 
@@ -32,10 +32,11 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Signatures:
     """Observed state of one batch, no texts: in RAM the ids, shingle counts and text
-    lengths; on disk (a :class:`~instructkit.dedup._spill.SpillFile`) the full
-    signatures, the shingle hashes with ``verify="exact"`` (both read only to verify
-    candidate pairs) and the band hashes of the banding in use when it was observed
-    (read one band at a time by ``decide``).
+    lengths; on disk (a :class:`~instructkit.dedup._spill.SpillFile`) the shingle hashes
+    with ``verify="exact"``, else the full signatures (read only to verify candidate
+    pairs and estimate the Jaccard of removed records; with the shingle hashes the
+    signature rows needed are recomputed from them), then the band hashes of the banding
+    in use when it was observed (read one band at a time by ``decide``).
     """
 
     ids: pl.Series
@@ -43,8 +44,10 @@ class Signatures:
     lengths: np.ndarray  # int32 characters, for keep="longest"
     banding: tuple[int, int]
     num_perm: int
-    spill: SpillFile  # signatures (records x num_perm uint32), shingle hashes, band hashes
-    has_hashes: bool  # whether the spill file holds the shingle hashes
+    seed: int  # of the permutations: signatures are recomputed from the shingle hashes
+    spill: SpillFile  # [signatures (records x num_perm uint32)], [shingle hashes (uint32)], band hashes
+    has_hashes: bool  # the spill file holds the shingle hashes
+    has_signatures: bool  # it starts with the signatures (observe stores them only without hashes)
     band_offset: int  # byte offset of the (bands x records) uint64 band hashes in the file
 
     def __len__(self) -> int:
@@ -57,8 +60,11 @@ class Signatures:
             >>> import instructkit as ik
             >>> step = ik.dedup.minhash()
             >>> state = step.observe(ik.synth.near_duplicates(1_000, seed=1).to_polars())
-            >>> state.ram_bytes() / len(state) < 60, state.disk_bytes() / len(state) > 512
-            (True, True)
+            >>> state.ram_bytes() / len(state) < 60
+            True
+            >>> bands, _ = step.banding()  # on disk: the shingle hashes, then the band hashes
+            >>> state.disk_bytes() == 4 * int(state.shingles.sum()) + 8 * bands * len(state)
+            True
         """
         # polars keeps a 16-byte view per string besides its bytes; estimated_size omits it
         ids = self.ids.estimated_size() + 16 * len(self.ids)
@@ -70,8 +76,14 @@ class Signatures:
         return np.fromfile(self.spill.path, np.uint64, count=n, offset=self.band_offset + 8 * band * n)
 
     def disk_bytes(self) -> int:
-        """Bytes of the spill file."""
+        """Bytes of the spill file: ``4 x shingles`` with ``verify="exact"``, else
+        ``4 x num_perm`` per record, plus ``8 x bands`` per record."""
         return self.spill.nbytes()
+
+    def part(self) -> Part:
+        """Where :class:`~instructkit.dedup._spill.Rows` finds this batch's records."""
+        return Part(self.spill, len(self), self.num_perm, self.shingles,
+                    has_signatures=self.has_signatures, seed=self.seed)
 
 
 @dataclass(frozen=True)
@@ -147,9 +159,9 @@ class MinHash(Against, Global):
     at exactly ``threshold`` is missed with probability <= 1%), or are given. Candidate
     pairs are then verified: ``verify="exact"`` (or ``True``, the default) keeps a pair
     when the true Jaccard of the two shingle-hash sets reaches ``threshold``;
-    ``verify="signature"`` uses the Jaccard estimated from the full signatures (lighter:
-    the shingle hashes are not kept); ``verify="none"`` (or ``False``) keeps every
-    candidate. Connected pairs form clusters (union-find);
+    ``verify="signature"`` uses the Jaccard estimated from the full signatures (the
+    signatures are kept instead of the shingle hashes: lighter only for texts of more
+    than ``num_perm`` shingles); ``verify="none"`` (or ``False``) keeps every candidate. Connected pairs form clusters (union-find);
     each cluster keeps its first record (``keep="first"``) or its longest one
     (``keep="longest"``).
 
@@ -163,12 +175,16 @@ class MinHash(Against, Global):
     :meth:`decide`, so a threshold sweep reuses the signatures.
 
     Memory: the state of a batch keeps in RAM only its ids and two 4-byte counts per
-    record (~40 bytes per record); the full signatures (``4 x num_perm`` bytes per
-    record), the band hashes (8 bytes per band) and, for ``verify="exact"``, the shingle
-    hashes (4 bytes per shingle) go to a temporary file in ``spill_dir`` (by default the
-    run folder's ``state/tmp`` under an executor, else the system temp dir), read back by
-    ``decide`` and deleted with the state. A state moved to another process (pickled, as the Ray executor does) takes the
-    file along by path: ``spill_dir`` must then be on a disk that process sees.
+    record (~40 bytes per record); the band hashes (8 bytes per band) and, for
+    ``verify="exact"``, the shingle hashes (4 bytes per shingle), else the full signatures
+    (``4 x num_perm`` bytes per record) go to a temporary file in ``spill_dir`` (by default
+    the run folder's ``state/tmp`` under an executor, else the system temp dir), read back
+    by ``decide`` and deleted with the state. With the shingle hashes on disk the
+    signatures are not stored: ``decide`` recomputes the rows it needs from them (the
+    Jaccard estimate of each removed record, band hashes under another banding), the same
+    values bit for bit. A state moved to another process (pickled, as the Ray executor
+    does) takes the file along by path: ``spill_dir`` must then be on a disk that process
+    sees.
 
     Example:
         >>> import instructkit as ik
@@ -252,16 +268,20 @@ class MinHash(Against, Global):
             text, ngram=self.ngram, unit=self.unit, num_perm=self.num_perm, seed=self.seed,
             bands=bands, rows=rows, keep_shingles=exact,
         )
-        arrays = [m.signatures, m.hashes, m.band_keys] if exact else [m.signatures, m.band_keys]
+        # the shingle hashes give back any signature row, so the signatures stay off disk
+        stored = m.hashes if exact else m.signatures
+        arrays = [stored, m.band_keys]
         return Signatures(
             ids=frame["id"],
             shingles=m.counts,
             lengths=text.str.len_chars().cast(pl.Int32).to_numpy(),
             banding=(bands, rows),
             num_perm=self.num_perm,
+            seed=self.seed,
             spill=SpillFile.write(self.spill_dir, arrays),  # type: ignore[arg-type]
             has_hashes=exact,
-            band_offset=m.signatures.nbytes + (m.hashes.nbytes if exact else 0),  # type: ignore[union-attr]
+            has_signatures=not exact,
+            band_offset=stored.nbytes,  # type: ignore[union-attr]
         )
 
     def _verify_mode(self) -> str:
@@ -289,7 +309,7 @@ class MinHash(Against, Global):
             raise ValueError(f"states were observed with num_perm={parts[0].num_perm}, not {self.num_perm}")
         ids = pl.concat([p.ids for p in parts])
         lengths = np.concatenate([p.lengths for p in parts])
-        reader = Rows([(p.spill, len(p), p.num_perm, p.shingles) for p in parts])
+        reader = Rows([p.part() for p in parts])
         n = len(ids)
         is_ref = np.zeros(n, dtype=bool)
         is_ref[:n_ref] = True
