@@ -29,6 +29,7 @@ from __future__ import annotations
 import gzip
 import json
 import mmap
+import os
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -532,6 +533,9 @@ def _cut_lines(
         elif size:
             yield 0, size, 0, 1, -1, path if keep else b""
         return
+    if kind == "jsonl":
+        yield from _cut_mapped(path, batch_size, keep)
+        return
     with opener(path, "rb") as fh:
         cutter = _LineCutter(batch_size, keep)
         first = True
@@ -553,6 +557,30 @@ def _cut_lines(
                     block = block[len(BOM):]
                     cutter.pos = len(BOM)
             yield from cutter.feed(block)
+
+
+def _cut_mapped(path: Path, batch_size: int, keep: bool) -> Iterator[tuple[int, int, int, int, int, bytes]]:
+    """:func:`_cut_lines` for a plain JSONL file: the file is memory-mapped and its newlines
+    found window by window in place, with no copy of what is not kept."""
+    cutter = _LineCutter(batch_size, keep)
+    with path.open("rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if not size:
+            return
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            view = np.frombuffer(mm, np.uint8)
+            try:
+                first = len(BOM) if mm[: len(BOM)] == BOM else 0
+                cutter.pos = first
+                for window in range(first, size, _BLOCK):
+                    ends = np.flatnonzero(view[window : window + _BLOCK] == 10) + window
+                    if ends.size:
+                        yield from cutter.lines(mm, view, ends, first, 0)
+                        first = int(ends[-1]) + 1
+                cutter.pos, cutter.tail = first, mm[first:size]
+            finally:
+                del view  # the map cannot close while an array looks at it
+    yield from cutter.finish()
 
 
 # bytes that bytes.strip() removes: a line made only of them is blank
@@ -584,7 +612,9 @@ class _LineCutter:
         arr = np.frombuffer(data, np.uint8)
         ends = np.flatnonzero(arr == 10)  # the newline of each complete line
         cut = int(ends[-1]) + 1 if ends.size else 0
-        yield from self._lines(data, arr[:cut], ends)
+        if ends.size:
+            yield from self.lines(data, arr, ends, 0, self.pos)
+            self.pos += cut
         self.tail = data[cut:]
 
     def finish(self) -> Iterator[tuple[int, int, int, int, int, bytes]]:
@@ -593,7 +623,8 @@ class _LineCutter:
             data = self.tail + b"\n"
             self.tail = b""
             arr = np.frombuffer(data, np.uint8)
-            yield from self._lines(data, arr, np.array([len(data) - 1]))
+            yield from self.lines(data, arr, np.array([len(data) - 1]), 0, self.pos)
+            self.pos += len(data)
         yield from self.rest()
 
     def rest(self) -> Iterator[tuple[int, int, int, int, int, bytes]]:
@@ -607,12 +638,13 @@ class _LineCutter:
         self.pending, self.pending_rows = [], 0
         return out
 
-    def _lines(self, data: bytes, arr: np.ndarray, ends: np.ndarray) -> Iterator[tuple[int, int, int, int, int, bytes]]:
-        """Complete lines ``data[:ends[-1] + 1]`` (``arr`` is that prefix as bytes)."""
-        if not ends.size:
-            return
+    def lines(
+        self, data: bytes | mmap.mmap, arr: np.ndarray, ends: np.ndarray, first: int, base: int
+    ) -> Iterator[tuple[int, int, int, int, int, bytes]]:
+        """The complete lines ``data[first : ends[-1] + 1]``, ``ends`` their newlines (``arr``
+        is ``data`` as an array); ``data[0]`` is byte ``base`` of the stream."""
         starts = np.empty_like(ends)
-        starts[0] = 0
+        starts[0] = first
         starts[1:] = ends[:-1] + 1
         # a line is blank when strip() leaves nothing: only a line that starts with a blank
         # byte (an empty one starts with its newline) needs a look at the rest
@@ -621,35 +653,34 @@ class _LineCutter:
             blank[k] = not data[starts[k] : ends[k]].strip()
         rows = np.flatnonzero(~blank)  # the non-blank lines, by number
         taken = 0  # non-blank lines of this block already in a batch
-        since = 0  # byte in ``data`` where the pending bytes of this block begin
+        since = first  # byte in ``data`` where the pending bytes of these lines begin
         while rows.size - taken >= self.batch_size - self.pending_rows:
             need = self.batch_size - self.pending_rows
             if self.pending_rows == 0:
-                since = self._open(rows, taken, starts)
+                since = self._open(rows, taken, starts, base)
             last = int(rows[taken + need - 1])
             if self.keep:
                 self.pending.append(data[since : int(ends[last]) + 1])
             self.pending_rows += need
-            self.end = self.pos + int(ends[last]) + 1
+            self.end = base + int(ends[last]) + 1
             taken += need
             yield self._batch()
         left = rows.size - taken
         if left and self.pending_rows == 0:
-            since = self._open(rows, taken, starts)
+            since = self._open(rows, taken, starts, base)
         if left or self.pending_rows:
             # the pending batch takes every line up to the block's last complete one
             if self.keep:
                 self.pending.append(data[since : int(ends[-1]) + 1])
             self.pending_rows += left
-            self.end = self.pos + int(ends[-1]) + 1
+            self.end = base + int(ends[-1]) + 1
         self.row += rows.size
         self.line_no += ends.size
-        self.pos += int(ends[-1]) + 1
 
-    def _open(self, rows: np.ndarray, k: int, starts: np.ndarray) -> int:
-        """Start a batch at the block's ``k``-th non-blank line; returns its first byte."""
+    def _open(self, rows: np.ndarray, k: int, starts: np.ndarray, base: int) -> int:
+        """Start a batch at the ``k``-th non-blank line of ``rows``; returns its first byte."""
         line = int(rows[k])
-        self.start = self.pos + int(starts[line])
+        self.start = base + int(starts[line])
         self.first_line = self.line_no + line
         self.first_row = self.row + k
         return int(starts[line])
