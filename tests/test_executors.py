@@ -229,6 +229,30 @@ def test_flagging_global_step_keeps_records_on_every_path(tmp_path: Path) -> Non
     assert streamed.to_polars().equals(memory.to_polars())
 
 
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_per_record_global_step_needs_no_pass_of_its_own(tmp_path: Path, workers: int) -> None:
+    """decontaminate decides per record: streamed, it runs on each batch like a filter (no
+    decision in the manifest, no spill for it), with the drops of the in-memory path."""
+    item = "natalia sold clips to forty eight of her friends in april and then half as many in may"
+    toy = ik.benchmarks.from_records("toy", [{"q": item}], ["q"])
+    ds = ik.Dataset.from_records(
+        [{"instruction": item if i % 4 == 0 else f"task number {i % 5}", "output": "ok"} for i in range(12)], source="p"
+    )
+    steps = [ik.dedup.exact(), ik.decontaminate([toy], n=5), ik.normalize()]
+    assert [s.kind == "global" and not s.decides_per_record for s in steps] == [True, False, False]
+    memory = ds.pipe(*steps)
+    result = run(steps, ds, batch_size=3, output=tmp_path / "out", workers=workers)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert sorted(manifest["globals"]) == ["0"]  # the exact dedup's decision only
+    assert not (tmp_path / "out" / "state" / "global-1.parquet").exists()
+    streamed = result.to_dataset()
+    assert streamed.to_polars().equals(memory.to_polars())
+    log = ["id", "step", "reason", "detail"]
+    assert streamed.removed.select(log).sort("id").equals(memory.removed.select(log).sort("id"))
+    assert set(streamed.removed["reason"]) == {"exact_duplicate", "contamination"}
+
+
 class Counted(Global):
     """Records how many rows each ``observe`` and each ``decide`` saw (decide must see them all)."""
 

@@ -2,11 +2,13 @@
 
 The local executor never holds the corpus: it reads a batch, runs the steps on it, writes
 an output shard and a removed-log shard, and forgets it. ``Global`` steps (dedup,
-decontamination) run in two phases: a pass over every batch calls ``observe`` (compact
-state only: hashes, signatures, index hits), then ``decide`` turns the states into the ids
-to drop, which the next pass applies like a filter. The pass that observes a global step
-spills the batches it produced to Arrow IPC files, and the next pass starts from there, so every
-step runs once per record.
+selection) run in two phases: a pass over every batch calls ``observe`` (compact state
+only: hashes, signatures, index hits), then ``decide`` turns the states into the ids to
+drop, which the next pass applies like a filter. The pass that observes a global step
+spills the batches it produced (:mod:`instructkit.executors.spill`), and the next pass
+starts from there, so every step runs once per record. A global step that decides per
+record (:attr:`~instructkit.transform.Global.decides_per_record`: decontamination) needs no
+pass: it runs on each batch like a filter.
 
 The output folder holds::
 
