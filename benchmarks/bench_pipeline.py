@@ -10,7 +10,9 @@ child process, ``--repeats`` times (medians):
 - ``workers=1``: ``Pipeline(steps).run(path, output=..., batch_size=B)``;
 - ``workers=2``: the same with ``workers=2``;
 - ``ray``: the same with ``executor="ray"`` on a local Ray instance with ``num_cpus=2`` (the
-  cores ``workers=2`` gets); ``ray.init`` is timed apart (``init_s``) and not in ``seconds``.
+  cores ``workers=2`` gets); ``ray.init`` is timed apart (``init_s``) and not in ``seconds``;
+- ``workers=1,threads=1``: ``workers=1`` with polars and numba limited to one thread, the
+  one-core baseline (plain ``workers=1`` runs its multi-threaded parts on every core).
 
 ``--pipeline five`` leaves decontaminate out (the five steps of docs/scaling.md's Ray profile).
 
@@ -174,13 +176,22 @@ def _result(stdout: str) -> dict[str, Any]:
     return json.loads(line[7:])
 
 
+#: ``workers=1`` with polars, numba and the decontamination scan on one thread each: the
+#: one-core baseline (plain ``workers=1`` already runs the multi-threaded parts on every core).
+ONE_THREAD = "workers=1,threads=1"
+
+
 def measure(mode: str, path: Path, batch_size: int, pipeline: str = "six") -> dict[str, Any]:
     """``job`` in a fresh child process; adds the peak RSS of its process tree (MB) and the
     CPU seconds of the tree (user + system of the child and its reaped workers)."""
+    env = {"INSTRUCTKIT_QUIET": "1"}
+    if mode == ONE_THREAD:
+        mode = "workers=1"
+        env.update(POLARS_MAX_THREADS="1", NUMBA_NUM_THREADS="1")
     code = (f"import json, sys; sys.path.insert(0, {str(HERE)!r})\n"
             "from bench_pipeline import job\n"
             f"print('RESULT ' + json.dumps(job({mode!r}, {str(path)!r}, {batch_size}, {pipeline!r})))\n")
-    run = run_tree([sys.executable, "-c", code], {"INSTRUCTKIT_QUIET": "1"})
+    run = run_tree([sys.executable, "-c", code], env)
     return {**_result(run["stdout"]), "peak_mb": run["peak_mb"], "cpu_s": run["cpu_s"]}
 
 
@@ -232,7 +243,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--modes", nargs="+", default=["memory", "workers=1", "workers=2"],
-                        help="memory, workers=N, ray")
+                        help=f"memory, workers=N, ray, {ONE_THREAD} (one worker on one thread)")
     parser.add_argument("--pipeline", choices=["six", "five"], default="six",
                         help="five: without decontaminate")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "pipeline.md")
@@ -440,6 +451,9 @@ def write(args: argparse.Namespace, summary: dict[str, Any], runs: dict[str, lis
     if "workers=1" in summary and "workers=2" in summary:
         ratio = summary["workers=1"]["seconds"] / summary["workers=2"]["seconds"]
         lines += ["", f"workers=2 vs workers=1: **{ratio:.2f}x** (goal 1.6x)."]
+    if ONE_THREAD in summary and "workers=2" in summary:
+        ratio = summary[ONE_THREAD]["seconds"] / summary["workers=2"]["seconds"]
+        lines += ["", f"workers=2 vs one worker on one thread ({ONE_THREAD}): **{ratio:.2f}x**."]
     if "ray" in summary and "workers=2" in summary:
         ray_s, local_s = summary["ray"]["seconds"], summary["workers=2"]["seconds"]
         lines += ["", f"ray / workers=2 wall time: **{ray_s / local_s:.2f}x** without `ray.init`, "
