@@ -343,7 +343,9 @@ def _numpy_scan_slice(self: NgramIndex, texts: pl.Series, owner: np.ndarray):  #
     if total >= n:
         with np.errstate(over="ignore"):
             grams = (prefix[n:] - prefix[:-n]) * fwd[n - 1 : total]
-        maybe = np.flatnonzero(np.take(self.bitmap, grams >> ng._TOP_SHIFT))
+        top_bytes = np.zeros(1 << ng._TOP_BITS, dtype=np.uint8)  # the index's table then
+        top_bytes[self.keys >> ng._TOP_SHIFT] = 1
+        maybe = np.flatnonzero(np.take(top_bytes, grams >> ng._TOP_SHIFT))
         low = grams[maybe] & ng._LOW_MASK
         bit = (self.low_bitmap[low >> np.uint64(3)] >> (low & np.uint64(7)).astype(np.uint8)) & np.uint8(1)
         maybe = maybe[bit != 0]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 _MIX1 = np.uint64(0xFF51AFD7ED558CCD)
 _MIX2 = np.uint64(0xC4CEB9FE1A85EC53)
@@ -71,13 +72,13 @@ def _in_sorted(values, x):
 
 
 @nb.njit(inline="always")
-def _flush(queue, queued, bitmap, top_shift, low_bitmap, low_mask, out, found):
+def _flush(queue, queued, flags, bitmap, top_shift, low_bitmap, low_mask, out, found):
     """Append the queued n-grams (rows of ``queue``: hash, first word, text) that pass both
     bitmaps to ``out``; return the new count. The top bitmap is read for all of them first,
     in a loop of independent loads, so that its cache misses overlap."""
-    flags = np.empty(queued, dtype=np.uint8)
     for j in range(queued):
-        flags[j] = bitmap[queue[j, 0] >> top_shift]
+        top = queue[j, 0] >> top_shift
+        flags[j] = (bitmap[top >> np.uint64(3)] >> (top & np.uint64(7))) & np.uint64(1)
     for j in range(queued):
         if flags[j] != 0:
             low = queue[j, 0] & low_mask
@@ -103,9 +104,9 @@ def scan_slice(data, begin, word_byte, sep2, sep3, n, base, top_shift, bitmap, l
     ``word_byte`` says so, or when it is part of a 2- or 3-byte code listed in ``sep2`` /
     ``sep3`` (sorted) at a lead byte (>= 0xC2). Returns the words per text, the hash of
     each whole text's words (``sum_k w[k] * base**(len-1-k)``), and for each ``n``-gram
-    inside a text that passes the top bitmap (``bitmap[h >> top_shift]``) and the low one
-    (bit ``h & low_mask`` of ``low_bitmap``): its first word's position among the slice's
-    words, its text and its hash.
+    inside a text that passes the top bitmap (bit ``h >> top_shift`` of ``bitmap``) and the
+    low one (bit ``h & low_mask`` of ``low_bitmap``; both 8 bits a byte, little-endian):
+    its first word's position among the slice's words, its text and its hash.
     """
     texts = len(begin)
     lens = np.zeros(texts, dtype=np.int64)
@@ -116,6 +117,7 @@ def scan_slice(data, begin, word_byte, sep2, sep3, n, base, top_shift, bitmap, l
     found = 0
     queue = np.empty((_QUEUE, 3), dtype=np.uint64)
     queued = 0
+    flags = np.empty(_QUEUE, dtype=np.uint8)
     ring = np.zeros(n, dtype=np.uint64)  # the current text's last n word hashes
     base_n = np.uint64(1)  # base**n
     for _ in range(n):
@@ -130,59 +132,72 @@ def scan_slice(data, begin, word_byte, sep2, sep3, n, base, top_shift, bitmap, l
     slot = 0  # count % n
     h = np.uint64(0)  # hash of the current text's last n (or fewer) words
     total = np.uint64(0)  # hash of all the current text's words
-    start = -1  # start of the word being read, -1 between words
-    for i in range(size):
-        b = data[i]
-        if b < 0x80:
-            is_word = word_byte[b] != 0
-        else:  # multi-byte characters: a lead byte looks its code up
-            if b >= 0xC2 and i < last_lead:
-                two = (np.int64(b) << 8) | np.int64(data[i + 1])
-                three = (two << 8) | np.int64(data[i + 2])
-                if _in_sorted(sep2, two):
-                    sep_until = max(sep_until, i + 2)
-                if _in_sorted(sep3, three):
-                    sep_until = max(sep_until, i + 3)
-            is_word = i >= sep_until and word_byte[b] != 0
-        if is_word:
-            if start < 0:
+    start = 0  # start of the word being read
+    carry = np.uint64(0)  # whether the byte before the block is a word byte
+    for block in range(0, size, 64):
+        # one bit per byte of the block: set for a word byte
+        width = min(64, size - block)
+        mask = np.uint64(0)
+        high = 0
+        for k in range(width):
+            b = data[block + k]
+            high |= b
+            mask |= np.uint64(word_byte[b]) << np.uint64(k)
+        if high >= 0x80 or sep_until > block:  # multi-byte characters: look their codes up
+            for k in range(width):
+                i = block + k
+                b = data[i]
+                if b >= 0xC2 and i < last_lead:
+                    two = (np.int64(b) << 8) | np.int64(data[i + 1])
+                    three = (two << 8) | np.int64(data[i + 2])
+                    if _in_sorted(sep2, two):
+                        sep_until = max(sep_until, i + 2)
+                    if _in_sorted(sep3, three):
+                        sep_until = max(sep_until, i + 3)
+                if i < sep_until:
+                    mask &= ~(np.uint64(1) << np.uint64(k))
+        # word edges: a start where a word byte follows a separator, an end the other way
+        edges = mask ^ ((mask << np.uint64(1)) | carry)
+        carry = mask >> np.uint64(63)
+        while edges:
+            k = trailing_zeros(edges)
+            edges &= edges - np.uint64(1)
+            i = block + k
+            if (mask >> np.uint64(k)) & np.uint64(1):
                 start = i
-            continue
-        if start < 0:
-            continue
-        # a word ends at i: its text is the last one that starts at or before it
-        if start >= next_begin:
-            if text >= 0:
-                lens[text] = count
-                whole[text] = total
-            text += 1
-            while text + 1 < texts and begin[text + 1] <= start:
+                continue
+            # a word ends at i: its text is the last one that starts at or before it
+            if start >= next_begin:
+                if text >= 0:
+                    lens[text] = count
+                    whole[text] = total
                 text += 1
-            next_begin = begin[text + 1] if text + 1 < texts else size
-            count = slot = 0
-            h = total = np.uint64(0)
-        w = _word_hash(data, start, i)
-        start = -1
-        total = total * base + w
-        h = h * base + w
-        if count >= n:
-            h -= ring[slot] * base_n
-        ring[slot] = w
-        slot += 1
-        if slot == n:
-            slot = 0
-        count += 1
-        word += 1
-        if count >= n:
-            queue[queued, 0] = h
-            queue[queued, 1] = word - n
-            queue[queued, 2] = text
-            queued += 1
-            if queued == _QUEUE:
-                found = _flush(queue, queued, bitmap, top_shift, low_bitmap, low_mask, out, found)
-                queued = 0
+                while text + 1 < texts and begin[text + 1] <= start:
+                    text += 1
+                next_begin = begin[text + 1] if text + 1 < texts else size
+                count = slot = 0
+                h = total = np.uint64(0)
+            w = _word_hash(data, start, i)
+            total = total * base + w
+            h = h * base + w
+            if count >= n:
+                h -= ring[slot] * base_n
+            ring[slot] = w
+            slot += 1
+            if slot == n:
+                slot = 0
+            count += 1
+            word += 1
+            if count >= n:
+                queue[queued, 0] = h
+                queue[queued, 1] = word - n
+                queue[queued, 2] = text
+                queued += 1
+                if queued == _QUEUE:
+                    found = _flush(queue, queued, flags, bitmap, top_shift, low_bitmap, low_mask, out, found)
+                    queued = 0
     if text >= 0:
         lens[text] = count
         whole[text] = total
-    found = _flush(queue, queued, bitmap, top_shift, low_bitmap, low_mask, out, found)
+    found = _flush(queue, queued, flags, bitmap, top_shift, low_bitmap, low_mask, out, found)
     return lens, whole, out[:found, 1].astype(np.int64), out[:found, 2].astype(np.int64), out[:found, 0].copy()

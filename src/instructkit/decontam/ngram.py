@@ -19,8 +19,8 @@ lookup of the few multi-byte Unicode ones; :func:`span_hashes`: every n-gram fro
 prefix sum, with ``c[j] = w[j] * B**-j``, ``h(i) = B**(n-1+i) * (C[i+n] - C[i])``).
 
 The benchmark n-grams are kept as a sorted array of unique hashes with, for each hash, the
-items that contain it (CSR postings), a byte table of the hashes' top 24 bits and a packed
-bitmap of their low 26 bits. A scan lays a slice's lowercased texts end to end the same way,
+items that contain it (CSR postings), and two bitmaps: a bit per value of the hashes' top 24
+bits, and one per value of their low 26 bits. A scan lays a slice's lowercased texts end to end the same way,
 then one compiled pass (:func:`instructkit.decontam._jit.scan_slice`, numba) over the bytes
 classifies them with the same separators, hashes each word as above, rolls the n-gram hash
 word by word inside each text (the same value modulo 2**64, so n-grams never cross a text,
@@ -61,8 +61,8 @@ _SPACE_FOR_EACH = [" "] * len(_PATTERNS)
 
 _BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, so invertible modulo 2**64
 _BASE_INV = np.uint64(pow(int(_BASE), -1, 2**64))
-# n-gram prefilters: a byte per value of the top 24 bits (16 MB, ~5% of training n-grams
-# pass with 887k benchmark n-grams), then a bit per value of the low 26 bits (8 MB, ~1.3%)
+# n-gram prefilters: a bit per value of the top 24 bits (2 MB, ~5% of training n-grams pass
+# with 887k benchmark n-grams), then a bit per value of the low 26 bits (8 MB, ~1.3%)
 _TOP_BITS, _LOW_BITS = 24, 26
 _TOP_SHIFT = np.uint64(64 - _TOP_BITS)
 _LOW_MASK = np.uint64((1 << _LOW_BITS) - 1)
@@ -323,8 +323,8 @@ class NgramIndex:
     keys: np.ndarray
     offsets: np.ndarray
     items: np.ndarray
-    bitmap: np.ndarray  # top bits of the keys
-    low_bitmap: np.ndarray  # low bits of the keys
+    bitmap: np.ndarray  # top bits of the keys (packed bits)
+    low_bitmap: np.ndarray  # low bits of the keys (packed bits)
     short_keys: np.ndarray
     short_offsets: np.ndarray
     short_items: np.ndarray
@@ -461,19 +461,22 @@ class NgramIndex:
         return rows, items, keys, full_rows, full_items
 
 
-def _top_bitmap(keys: np.ndarray) -> np.ndarray:
-    """A flag (one byte: the fastest to test) per value of the keys' top :data:`_TOP_BITS`."""
-    bitmap = np.zeros(1 << _TOP_BITS, dtype=np.uint8)
-    bitmap[keys >> _TOP_SHIFT] = 1
+def _packed_bits(values: np.ndarray, bits: int) -> np.ndarray:
+    """A bit per value below ``2**bits``, set for ``values``, packed in bytes (little-endian
+    within each byte: value ``v`` is bit ``v & 7`` of byte ``v >> 3``)."""
+    bitmap = np.zeros(1 << (bits - 3), dtype=np.uint8)
+    np.bitwise_or.at(bitmap, values >> np.uint64(3), np.left_shift(1, values & np.uint64(7)).astype(np.uint8))
     return bitmap
+
+
+def _top_bitmap(keys: np.ndarray) -> np.ndarray:
+    """A bit per value of the keys' top :data:`_TOP_BITS` bits (2 MB: mostly in cache)."""
+    return _packed_bits(keys >> _TOP_SHIFT, _TOP_BITS)
 
 
 def _low_bitmap(keys: np.ndarray) -> np.ndarray:
-    """A bit per value of the keys' low :data:`_LOW_BITS` bits, packed in bytes."""
-    bitmap = np.zeros(1 << (_LOW_BITS - 3), dtype=np.uint8)
-    low = keys & _LOW_MASK
-    np.bitwise_or.at(bitmap, low >> np.uint64(3), np.left_shift(1, low & np.uint64(7)).astype(np.uint8))
-    return bitmap
+    """A bit per value of the keys' low :data:`_LOW_BITS` bits."""
+    return _packed_bits(keys & _LOW_MASK, _LOW_BITS)
 
 
 def _expand(
