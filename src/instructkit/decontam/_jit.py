@@ -16,9 +16,14 @@ modulo ``2**64`` as in C.
 
 from __future__ import annotations
 
+import sys
+
 import numba as nb
 import numpy as np
+from llvmlite import ir
+from numba.core import types
 from numba.cpython.unsafe.numbers import trailing_zeros
+from numba.extending import intrinsic
 
 _MIX1 = np.uint64(0xFF51AFD7ED558CCD)
 _MIX2 = np.uint64(0xC4CEB9FE1A85EC53)
@@ -26,21 +31,37 @@ _LEN_SALT = np.uint64(0x9FB21C651E98DF25)
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
+@intrinsic
+def _load8(typingctx, data, at):
+    """The 8 bytes from ``data[at]`` (a uint8 array) as one unaligned little-endian load."""
+    sig = types.uint64(data, at)
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        address = builder.gep(array.data, [args[1]])
+        return builder.load(builder.bitcast(address, ir.IntType(64).as_pointer()), align=1)
+
+    return sig, codegen
+
+
+@nb.njit(inline="always")
+def _load_bytes(data, at):
+    """The 8 bytes from ``data[at]`` as a little-endian integer, byte by byte."""
+    v = np.uint64(0)
+    for k in range(8):
+        v |= np.uint64(data[at + k]) << np.uint64(8 * k)
+    return v
+
+
+# one load where the machine is little-endian (the hashes are defined on little-endian loads)
+_LOAD = _load8 if sys.byteorder == "little" else _load_bytes
+
+
 @nb.njit(inline="always")
 def _load(data, at, keep):
     """The first ``keep`` (1 to 8) bytes from ``data[at]`` as a little-endian integer (an
     8-byte load, masked: ``data`` has room after every word)."""
-    v = (
-        np.uint64(data[at])
-        | (np.uint64(data[at + 1]) << np.uint64(8))
-        | (np.uint64(data[at + 2]) << np.uint64(16))
-        | (np.uint64(data[at + 3]) << np.uint64(24))
-        | (np.uint64(data[at + 4]) << np.uint64(32))
-        | (np.uint64(data[at + 5]) << np.uint64(40))
-        | (np.uint64(data[at + 6]) << np.uint64(48))
-        | (np.uint64(data[at + 7]) << np.uint64(56))
-    )
-    return v & (_ALL >> np.uint64(64 - 8 * keep))
+    return _LOAD(data, at) & (_ALL >> np.uint64(64 - 8 * keep))
 
 
 @nb.njit(inline="always")
