@@ -385,11 +385,13 @@ def _both_scans(
 _PIECES = (
     list(__import__("string").punctuation) + list(ngram_module._UNICODE_PUNCT)
     + list(ngram_module._SPACES) + [" ", "  ", "é", "¢", "†", "‰", "€", "™", "Ω", "ß", "İ"]
+    + ["\x00", "\x01", "\x08", "\x0e", "\x1f", "\x7f"]  # control bytes: word bytes
 )
 _WORDS = (
     "a b ab abc abcdefg abcdefgh abcdefghi abcdefghijklmnop abcdefghijklmnopq 0 7 42 2024 "
     "Natalia SOLD clips école naïve 数据 集合 数据集合数据集合 emoji😀 😀😀😀 👩‍👩‍👧 x y z "
-    "supercalifragilisticexpialidocious ÜNÏCÖDÉÜNÏCÖDÉ ΑΒΓΔΕΖΗΘ ПРИВЕТМИР"
+    "supercalifragilisticexpialidocious ÜNÏCÖDÉÜNÏCÖDÉ ΑΒΓΔΕΖΗΘ ПРИВЕТМИР ctrl\x01char del\x7fete "
+    "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 ).split(" ")
 
 
@@ -435,6 +437,10 @@ def test_compiled_scan_equals_the_numpy_scan(
     assert new.equals(old)
     assert new.height > 50  # matches of both kinds (whole-text ones where items are short)
     assert bool(new["full"].any()) == (len(index.short_keys) > 0)
+    # the kernel's byte-at-a-time path (for a separator table other than alphanumerics)
+    monkeypatch.setattr(ngram_module, "_ALNUM", False)
+    assert index.scan([column], 700, [owners]).equals(new)
+    monkeypatch.setattr(ngram_module, "_ALNUM", True)
     # many small slices on threads, over two columns
     monkeypatch.setattr(ngram_module, "SCAN_CHUNK", 61)
     cut = len(texts) // 3
@@ -444,6 +450,21 @@ def test_compiled_scan_equals_the_numpy_scan(
     for few in (["a b", None], [], [None]):
         small, ref = _both_scans(index, [pl.Series(few, dtype=pl.String)], 2, None, monkeypatch)
         assert small.schema == ref.schema and small.equals(ref)
+
+
+def test_kernel_word_loads_are_little_endian_8_byte_loads() -> None:
+    import numba as nb
+
+    from instructkit.decontam import _jit
+
+    @nb.njit
+    def loads(data, at):  # noqa: ANN001, ANN202
+        return _jit._load8(data, at), _jit._load_bytes(data, at), _jit._load(data, at, 3)
+
+    data = np.frombuffer(bytes(range(256)) * 2, dtype=np.uint8)
+    for at in (0, 1, 7, 100, 255, 300):
+        want = int.from_bytes(bytes(data[at : at + 8]), "little")
+        assert tuple(int(v) for v in loads(data, at)) == (want, want, want & 0xFFFFFF)
 
 
 @pytest.mark.parametrize("n", [8, 13])

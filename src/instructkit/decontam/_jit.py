@@ -29,6 +29,15 @@ _MIX1 = np.uint64(0xFF51AFD7ED558CCD)
 _MIX2 = np.uint64(0xC4CEB9FE1A85EC53)
 _LEN_SALT = np.uint64(0x9FB21C651E98DF25)
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
+# bytewise comparisons of 8 bytes at once: ((x | _HIGH) - c * _ONES) & _HIGH has the top bit
+# of each byte b < 0x80 set where b >= c (no borrow crosses a byte)
+_ONES = np.uint64(0x0101010101010101)
+_HIGH = np.uint64(0x8080808080808080)
+_GATHER = np.uint64(0x0102040810204080)  # (bytes of 0 or 1) * _GATHER >> 56: one bit per byte
+_L20, _L7F = np.uint64(0x20 * 0x0101010101010101), np.uint64(0x7F * 0x0101010101010101)
+_L30, _L3A = np.uint64(0x30 * 0x0101010101010101), np.uint64(0x3A * 0x0101010101010101)
+_L41, _L5B = np.uint64(0x41 * 0x0101010101010101), np.uint64(0x5B * 0x0101010101010101)
+_L61, _L7B = np.uint64(0x61 * 0x0101010101010101), np.uint64(0x7B * 0x0101010101010101)
 
 
 @intrinsic
@@ -116,14 +125,16 @@ _QUEUE = 512
 
 
 @nb.njit(cache=True, nogil=True)
-def scan_slice(data, begin, word_byte, sep2, sep3, n, base, top_shift, bitmap, low_mask, low_bitmap):
+def scan_slice(data, begin, word_byte, alnum, sep2, sep3, n, base, top_shift, bitmap, low_mask, low_bitmap):
     """Words, n-grams and bitmap survivors of one slice's bytes.
 
     ``data`` is the texts' lowercased bytes laid out as by
     :func:`~instructkit.decontam.ngram._text_bytes` (a space before each text, 16 spaces at
     the end) and ``begin`` where each text starts. A byte is a separator when
     ``word_byte`` says so, or when it is part of a 2- or 3-byte code listed in ``sep2`` /
-    ``sep3`` (sorted) at a lead byte (>= 0xC2). Returns the words per text, the hash of
+    ``sep3`` (sorted) at a lead byte (>= 0xC2). ``alnum`` says that ``word_byte`` keeps
+    exactly the letters and digits of the printable ASCII bytes (0x20 to 0x7E): 8 such bytes
+    are then classified at once with bitwise arithmetic. Returns the words per text, the hash of
     each whole text's words (``sum_k w[k] * base**(len-1-k)``), and for each ``n``-gram
     inside a text that passes the top bitmap (bit ``h >> top_shift`` of ``bitmap``) and the
     low one (bit ``h & low_mask`` of ``low_bitmap``; both 8 bits a byte, little-endian):
@@ -160,10 +171,26 @@ def scan_slice(data, begin, word_byte, sep2, sep3, n, base, top_shift, bitmap, l
         width = min(64, size - block)
         mask = np.uint64(0)
         high = 0
-        for k in range(width):
-            b = data[block + k]
-            high |= b
-            mask |= np.uint64(word_byte[b]) << np.uint64(k)
+        if alnum and width == 64:
+            for c in range(0, 64, 8):
+                x = _LOAD(data, block + c)
+                xh = x | _HIGH
+                if (x | ~(xh - _L20) | (xh - _L7F)) & _HIGH:  # a byte outside 0x20 to 0x7E
+                    for k in range(c, c + 8):
+                        b = data[block + k]
+                        high |= b
+                        mask |= np.uint64(word_byte[b]) << np.uint64(k)
+                else:
+                    digit = (xh - _L30) & ~(xh - _L3A)
+                    upper = (xh - _L41) & ~(xh - _L5B)
+                    lower = (xh - _L61) & ~(xh - _L7B)
+                    alnums = ((digit | upper | lower) & _HIGH) >> np.uint64(7)
+                    mask |= ((alnums * _GATHER) >> np.uint64(56)) << np.uint64(c)
+        else:
+            for k in range(width):
+                b = data[block + k]
+                high |= b
+                mask |= np.uint64(word_byte[b]) << np.uint64(k)
         if high >= 0x80 or sep_until > block:  # multi-byte characters: look their codes up
             for k in range(width):
                 i = block + k

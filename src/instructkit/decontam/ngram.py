@@ -106,6 +106,8 @@ def _separator_table() -> tuple[np.ndarray, dict[int, np.ndarray]]:
 
 
 _WORD_BYTE, _MULTI_SEP = _separator_table()
+# the printable ASCII word bytes are the letters and digits (the scan kernel's fast path)
+_ALNUM = all(bool(_WORD_BYTE[c]) == chr(c).isalnum() for c in range(0x20, 0x7F))
 # bytes kept when only the first r bytes of a little-endian 8-byte load belong to the word
 _TAIL_MASK = np.array([(1 << (8 * r)) - 1 for r in range(9)], dtype=np.uint64)
 _MIX1 = np.uint64(0xFF51AFD7ED558CCD)
@@ -442,7 +444,7 @@ class NgramIndex:
         # words, their hashes, the rolled n-gram hashes and both bitmap tests in one pass:
         # only the n-grams inside a text that pass both bitmaps come back
         lens, whole, _, text_of, grams = _jit.scan_slice(
-            data, begin, _WORD_BYTE, _MULTI_SEP[2], _MULTI_SEP[3], n, _BASE, _TOP_SHIFT,
+            data, begin, _WORD_BYTE, _ALNUM, _MULTI_SEP[2], _MULTI_SEP[3], n, _BASE, _TOP_SHIFT,
             self.bitmap, _LOW_MASK, self.low_bitmap,
         )
         rows = items = keys = np.zeros(0, dtype=np.int64)
