@@ -323,6 +323,173 @@ def test_scan_matches_a_plain_python_reference(
     assert sliced.equals(got)
 
 
+# the compiled scan against the numpy one it replaced ---------------------------------------
+def _numpy_scan_slice(self: NgramIndex, texts: pl.Series, owner: np.ndarray):  # noqa: ANN202
+    """``NgramIndex._scan_slice`` as it was before the numba kernel: numpy passes over the
+    words (:func:`ngram._words`, :func:`ngram._hash_words`), a prefix sum for every n-gram,
+    both bitmaps, then the window-inside-text check."""
+    ng = ngram_module
+    data, starts, ends, lens = ng._words(texts)
+    hashes = ng._hash_words(data, starts, ends)
+    total, n = len(hashes), self.n
+    first = np.cumsum(lens) - lens
+    inv = ng._POWERS.get(total + 1)[1]
+    prefix = np.zeros(total + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        np.multiply(hashes, inv[:total], out=prefix[1:])
+        np.cumsum(prefix[1:], out=prefix[1:])
+    fwd = ng._POWERS.get(total + 1)[0]
+    rows = items = keys = np.zeros(0, dtype=np.int64)
+    if total >= n:
+        with np.errstate(over="ignore"):
+            grams = (prefix[n:] - prefix[:-n]) * fwd[n - 1 : total]
+        top_bytes = np.zeros(1 << ng._TOP_BITS, dtype=np.uint8)  # the index's table then
+        top_bytes[self.keys >> ng._TOP_SHIFT] = 1
+        maybe = np.flatnonzero(np.take(top_bytes, grams >> ng._TOP_SHIFT))
+        low = grams[maybe] & ng._LOW_MASK
+        bit = (self.low_bitmap[low >> np.uint64(3)] >> (low & np.uint64(7)).astype(np.uint8)) & np.uint8(1)
+        maybe = maybe[bit != 0]
+        text_of = np.searchsorted(first, maybe, side="right") - 1
+        inside = maybe + n <= first[text_of] + lens[text_of]
+        maybe, text_of = maybe[inside], text_of[inside]
+        found, key = ng._lookup(self.keys, grams[maybe])
+        rows, items, at = ng._expand(self.offsets, self.items, key)
+        rows = owner[text_of[found[rows]]]
+        keys = key[at]
+    full_rows = full_items = np.zeros(0, dtype=np.int64)
+    if len(self.short_keys):
+        cand = np.flatnonzero((lens >= ng.WHOLE_MIN_WORDS) & ((lens < n) | (lens < self.min_words)))
+        ends_ = first[cand] + lens[cand]
+        with np.errstate(over="ignore"):
+            whole = (prefix[ends_] - prefix[first[cand]]) * fwd[ends_ - 1]
+        f_found, f_key = ng._lookup(self.short_keys, whole)
+        f_rows, full_items, _ = ng._expand(self.short_offsets, self.short_items, f_key)
+        full_rows = owner[cand[f_found[f_rows]]]
+    return rows, items, keys, full_rows, full_items
+
+
+def _both_scans(
+    index: NgramIndex, columns: list[pl.Series], rows: int, owners: list[np.ndarray] | None,
+    monkeypatch: pytest.MonkeyPatch, workers: int | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    new = index.scan(columns, rows, owners, workers=workers)
+    with monkeypatch.context() as m:
+        m.setattr(NgramIndex, "_scan_slice", _numpy_scan_slice)
+        old = index.scan(columns, rows, owners, workers=workers)
+    return new, old
+
+
+# every kind of byte the word finder must classify: ASCII and Unicode separators (2 and 3
+# bytes), non-separators whose UTF-8 shares a lead byte with them (é ¢ † ‰ € ™), CJK, emoji,
+# and words of 1 to 40 bytes (one, two and several 8-byte loads)
+_PIECES = (
+    list(__import__("string").punctuation) + list(ngram_module._UNICODE_PUNCT)
+    + list(ngram_module._SPACES) + [" ", "  ", "é", "¢", "†", "‰", "€", "™", "Ω", "ß", "İ"]
+    + ["\x00", "\x01", "\x08", "\x0e", "\x1f", "\x7f"]  # control bytes: word bytes
+)
+_WORDS = (
+    "a b ab abc abcdefg abcdefgh abcdefghi abcdefghijklmnop abcdefghijklmnopq 0 7 42 2024 "
+    "Natalia SOLD clips école naïve 数据 集合 数据集合数据集合 emoji😀 😀😀😀 👩‍👩‍👧 x y z "
+    "supercalifragilisticexpialidocious ÜNÏCÖDÉÜNÏCÖDÉ ΑΒΓΔΕΖΗΘ ПРИВЕТМИР ctrl\x01char del\x7fete "
+    "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+).split(" ")
+
+
+def _random_text(rng: random.Random, items: list[str]) -> str | None:
+    kind = rng.random()
+    if kind < 0.04:
+        return rng.choice([None, "", " ", "…", "\u3000"])
+    parts: list[str] = []
+    for _ in range(rng.randint(0, 40)):
+        r = rng.random()
+        if r < 0.55:
+            parts.append(rng.choice(_WORDS))
+        elif r < 0.6:
+            parts.append("".join(rng.choice(_WORDS) for _ in range(rng.randint(2, 4))))
+        else:
+            parts.append(rng.choice(_PIECES))
+        parts.append(rng.choice([" ", " ", "", rng.choice(_PIECES)]))
+    if kind < 0.5:  # splice an item (or part of it) in, re-cased
+        item = rng.choice(items)
+        words = item.split(" ")
+        a = rng.randint(0, len(words))
+        piece = " ".join(words[a:] if rng.random() < 0.5 else words)
+        piece = rng.choice([piece, piece.upper(), piece.title()])
+        parts.insert(rng.randint(0, len(parts)), " " + piece + rng.choice([" ", ", ", "—", "\u00a0"]))
+    return "".join(parts)
+
+
+@pytest.mark.parametrize("seed, n, min_words", [(0, 3, 2), (1, 8, 8), (2, 13, 8), (3, 13, 20), (4, 1, 1)])
+def test_compiled_scan_equals_the_numpy_scan(
+    seed: int, n: int, min_words: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(seed)
+    items = [" ".join(rng.choice(_WORDS) for _ in range(rng.randint(1, 30))) for _ in range(60)]
+    items += [LONG, "数据 集合 École naïve Ünïcödé emoji😀 " * 3, "one two three four"]
+    items += [t for t in (_random_text(rng, items) for _ in range(20)) if t]
+    index = NgramIndex.build([bench(*items[:30], name="one"), bench(*items[30:], name="two")], n=n, min_words=min_words)
+    texts = [_random_text(rng, items) for _ in range(1500)]
+    texts += [None, "", "a b", "one two three four", "ONE, two; three… four!"] + items
+    column = pl.Series(texts, dtype=pl.String)
+    owners = np.array([rng.randrange(700) for _ in texts])
+    new, old = _both_scans(index, [column], 700, [owners], monkeypatch)
+    assert new.schema == old.schema
+    assert new.equals(old)
+    assert new.height > 50  # matches of both kinds (whole-text ones where items are short)
+    assert bool(new["full"].any()) == (len(index.short_keys) > 0)
+    # the kernel's byte-at-a-time path (for a separator table other than alphanumerics)
+    monkeypatch.setattr(ngram_module, "_ALNUM", False)
+    assert index.scan([column], 700, [owners]).equals(new)
+    monkeypatch.setattr(ngram_module, "_ALNUM", True)
+    # many small slices on threads, over two columns
+    monkeypatch.setattr(ngram_module, "SCAN_CHUNK", 61)
+    cut = len(texts) // 3
+    sliced = index.scan([column[:cut], column[cut:]], 700, [owners[:cut], owners[cut:]], workers=3)
+    assert sliced.equals(new)
+    # no text long enough for an n-gram, and no text at all
+    for few in (["a b", None], [], [None]):
+        small, ref = _both_scans(index, [pl.Series(few, dtype=pl.String)], 2, None, monkeypatch)
+        assert small.schema == ref.schema and small.equals(ref)
+
+
+def test_kernel_word_loads_are_little_endian_8_byte_loads() -> None:
+    import numba as nb
+
+    from instructkit.decontam import _jit
+
+    @nb.njit
+    def loads(data, at):  # noqa: ANN001, ANN202
+        return _jit._load8(data, at), _jit._load_bytes(data, at), _jit._load(data, at, 3)
+
+    data = np.frombuffer(bytes(range(256)) * 2, dtype=np.uint8)
+    for at in (0, 1, 7, 100, 255, 300):
+        want = int.from_bytes(bytes(data[at : at + 8]), "little")
+        assert tuple(int(v) for v in loads(data, at)) == (want, want, want & 0xFFFFFF)
+
+
+@pytest.mark.parametrize("n", [8, 13])
+def test_compiled_scan_equals_the_numpy_scan_on_gsm8k(
+    shared_data: Path, tmp_path: Path, n: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gsm = ik.benchmarks.gsm8k(shared_data / "benchmarks" / "gsm8k_test.jsonl")
+    path = tmp_path / "corpus.jsonl"
+    ik.synth.corpus(20_000, seed=0, path=path)
+    frame = ik.read(path).to_polars()
+    rng = random.Random(n)
+    planted = ik.Dataset.from_records(
+        [{"instruction": rng.choice(["", "Solve: ", "Q. "]) + gsm.queries[i], "output": "72"}
+         for i in rng.sample(range(len(gsm)), 300)], source="planted",
+    ).to_polars()
+    frame = pl.concat([frame, planted], how="diagonal_relaxed")
+    step = ik.decontaminate([gsm], n=n)
+    columns, owners = step._texts(frame)
+    index = NgramIndex.build([gsm], n=n, min_words=8)
+    new, old = _both_scans(index, columns, frame.height, owners, monkeypatch)
+    assert new.schema == old.schema
+    assert new.equals(old)
+    assert new.filter(pl.col("row") >= frame.height - 300)["row"].n_unique() == 300
+
+
 # real data -------------------------------------------------------------------------------
 def _load(path: Path, source: str) -> ik.Dataset:
     return ik.Dataset.from_records(json.loads(path.read_text()), source=source)

@@ -1,4 +1,4 @@
-"""Hashed word n-gram index of benchmark items, and a vectorised scanner for training text.
+"""Hashed word n-gram index of benchmark items, and a compiled scanner for training text.
 
 Normalization follows lm-eval's janitor (and GPT-3's decontamination): lowercase, punctuation
 removed, whitespace collapsed, then split into words. One difference: punctuation becomes a
@@ -8,24 +8,27 @@ dashes and spaces.
 
 Hashing is two-level and never builds a word or n-gram string:
 
-1. the texts of a slice are lowercased by polars and laid end to end in one byte array
-   (a space between texts); separators are found with a 256-entry byte table (plus a
-   lookup of the few multi-byte Unicode ones), word edges with one comparison, and every
-   word is hashed in place from unaligned 8-byte loads of its bytes (a 64-bit hash);
+1. every word is hashed from its lowercased UTF-8 bytes, 8 bytes at a time (unaligned
+   little-endian loads, mixed, then murmur3's finalizer: a 64-bit hash);
 2. the hash of the n words starting at position ``i`` is the polynomial
-   ``sum_k w[i+k] * B**(n-1-k)`` modulo 2**64, computed for all ``i`` at once from one
-   prefix sum: with ``c[j] = w[j] * B**-j`` (B is odd, so invertible modulo 2**64),
-   ``h(i) = B**(n-1+i) * (C[i+n] - C[i])``. The cost does not depend on ``n``.
+   ``sum_k w[i+k] * B**(n-1-k)`` modulo 2**64 (B odd).
+
+The index is built with numpy passes (:func:`word_hashes`: the texts lowercased by polars
+and laid end to end in one byte array, separators found with a 256-entry byte table plus a
+lookup of the few multi-byte Unicode ones; :func:`span_hashes`: every n-gram from one
+prefix sum, with ``c[j] = w[j] * B**-j``, ``h(i) = B**(n-1+i) * (C[i+n] - C[i])``).
 
 The benchmark n-grams are kept as a sorted array of unique hashes with, for each hash, the
-items that contain it (CSR postings). A scan looks every training n-gram up in a byte
-table of the hashes' top 24 bits (one gather; ~95% of n-grams stop there), the survivors
-in a packed bitmap of their low 26 bits (~99.9% have stopped after it), and confirms the
-rest with a binary search. Only then are the
-n-grams that would run over the end of their text dropped (there are few by then).
-N-grams never cross a field boundary, on either side. Slices of :data:`SCAN_CHUNK` texts
-(a few MB, so the arrays stay in cache) run on a thread per core: polars and numpy
-release the GIL.
+items that contain it (CSR postings), and two bitmaps: a bit per value of the hashes' top 24
+bits, and one per value of their low 26 bits. A scan lays a slice's lowercased texts end to end the same way,
+then one compiled pass (:func:`instructkit.decontam._jit.scan_slice`, numba) over the bytes
+classifies them with the same separators, hashes each word as above, rolls the n-gram hash
+word by word inside each text (the same value modulo 2**64, so n-grams never cross a text,
+nor a field boundary) and tests it against the top table (~95% of n-grams stop there) and the
+low bitmap (~99.9% have stopped after it); only the survivors leave the kernel, and a binary
+search confirms them. The kernel also gives each text's word count and whole-text hash, for
+the whole-text matches of short items. Slices of :data:`SCAN_CHUNK` texts (a few MB, so the
+arrays stay in cache) run on a thread per core: polars and the kernel release the GIL.
 
 Example:
     >>> from instructkit.decontam.benchmarks import from_records
@@ -58,8 +61,8 @@ _SPACE_FOR_EACH = [" "] * len(_PATTERNS)
 
 _BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, so invertible modulo 2**64
 _BASE_INV = np.uint64(pow(int(_BASE), -1, 2**64))
-# n-gram prefilters: a byte per value of the top 24 bits (16 MB, ~5% of training n-grams
-# pass with 887k benchmark n-grams), then a bit per value of the low 26 bits (8 MB, ~1.3%)
+# n-gram prefilters: a bit per value of the top 24 bits (2 MB, ~5% of training n-grams pass
+# with 887k benchmark n-grams), then a bit per value of the low 26 bits (8 MB, ~1.3%)
 _TOP_BITS, _LOW_BITS = 24, 26
 _TOP_SHIFT = np.uint64(64 - _TOP_BITS)
 _LOW_MASK = np.uint64((1 << _LOW_BITS) - 1)
@@ -103,6 +106,8 @@ def _separator_table() -> tuple[np.ndarray, dict[int, np.ndarray]]:
 
 
 _WORD_BYTE, _MULTI_SEP = _separator_table()
+# the printable ASCII word bytes are the letters and digits (the scan kernel's fast path)
+_ALNUM = all(bool(_WORD_BYTE[c]) == chr(c).isalnum() for c in range(0x20, 0x7F))
 # bytes kept when only the first r bytes of a little-endian 8-byte load belong to the word
 _TAIL_MASK = np.array([(1 << (8 * r)) - 1 for r in range(9)], dtype=np.uint64)
 _MIX1 = np.uint64(0xFF51AFD7ED558CCD)
@@ -320,8 +325,8 @@ class NgramIndex:
     keys: np.ndarray
     offsets: np.ndarray
     items: np.ndarray
-    bitmap: np.ndarray  # top bits of the keys
-    low_bitmap: np.ndarray  # low bits of the keys
+    bitmap: np.ndarray  # top bits of the keys (packed bits)
+    low_bitmap: np.ndarray  # low bits of the keys (packed bits)
     short_keys: np.ndarray
     short_offsets: np.ndarray
     short_items: np.ndarray
@@ -406,7 +411,7 @@ class NgramIndex:
             return self._scan_slice(texts.slice(start, SCAN_CHUNK), owner[start:start + SCAN_CHUNK])
 
         if workers > 1:
-            # polars and numpy release the GIL: slices run truly in parallel
+            # polars and the compiled kernel release the GIL: slices run truly in parallel
             with ThreadPoolExecutor(workers) as pool:
                 parts = list(pool.map(one, bounds))
         else:
@@ -432,24 +437,19 @@ class NgramIndex:
         )
 
     def _scan_slice(self, texts: pl.Series, owner: np.ndarray):  # noqa: ANN202 (tuple of arrays)
-        data, starts, ends, lens = _words(texts)
-        hashes = _hash_words(data, starts, ends)
-        total, n = len(hashes), self.n
-        first = np.cumsum(lens) - lens  # each text's first word
-        prefix = _prefix(hashes)
-        fwd = _POWERS.get(total + 1)[0]
+        from instructkit.decontam import _jit  # numba: imported on the first scan only
+
+        data, begin = _text_bytes(texts)
+        n = self.n
+        # words, their hashes, the rolled n-gram hashes and both bitmap tests in one pass:
+        # only the n-grams inside a text that pass both bitmaps come back
+        lens, whole, _, text_of, grams = _jit.scan_slice(
+            data, begin, _WORD_BYTE, _ALNUM, _MULTI_SEP[2], _MULTI_SEP[3], n, _BASE, _TOP_SHIFT,
+            self.bitmap, _LOW_MASK, self.low_bitmap,
+        )
         rows = items = keys = np.zeros(0, dtype=np.int64)
-        if total >= n:
-            with np.errstate(over="ignore"):
-                # the n-gram at every word position of the slice, contiguous arrays only
-                grams = (prefix[n:] - prefix[:-n]) * fwd[n - 1 : total]
-            maybe = np.flatnonzero(np.take(self.bitmap, grams >> _TOP_SHIFT))
-            maybe = maybe[_in_low_bitmap(self.low_bitmap, grams[maybe])]
-            # the few that pass: drop the windows that run over their text's end
-            text_of = np.searchsorted(first, maybe, side="right") - 1
-            inside = maybe + n <= first[text_of] + lens[text_of]
-            maybe, text_of = maybe[inside], text_of[inside]
-            found, key = _lookup(self.keys, grams[maybe])
+        if lens.sum() >= n:  # (the arrays' dtypes as when a slice has no n-gram at all)
+            found, key = _lookup(self.keys, grams)
             rows, items, at = _expand(self.offsets, self.items, key)
             rows = owner[text_of[found[rows]]]
             keys = key[at]
@@ -457,44 +457,28 @@ class NgramIndex:
         full_rows = full_items = np.zeros(0, dtype=np.int64)
         if len(self.short_keys):
             cand = np.flatnonzero((lens >= WHOLE_MIN_WORDS) & ((lens < n) | (lens < self.min_words)))
-            ends_ = first[cand] + lens[cand]
-            with np.errstate(over="ignore"):
-                whole = (prefix[ends_] - prefix[first[cand]]) * fwd[ends_ - 1]
-            f_found, f_key = _lookup(self.short_keys, whole)
+            f_found, f_key = _lookup(self.short_keys, whole[cand])
             f_rows, full_items, _ = _expand(self.short_offsets, self.short_items, f_key)
             full_rows = owner[cand[f_found[f_rows]]]
         return rows, items, keys, full_rows, full_items
 
 
-def _prefix(hashes: np.ndarray) -> np.ndarray:
-    """``C[j] = sum_{t<j} w[t] * B**-t`` modulo 2**64 (see the module docstring)."""
-    inv = _POWERS.get(len(hashes) + 1)[1]
-    prefix = np.zeros(len(hashes) + 1, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        np.multiply(hashes, inv[: len(hashes)], out=prefix[1:])
-        np.cumsum(prefix[1:], out=prefix[1:])
-    return prefix
+def _packed_bits(values: np.ndarray, bits: int) -> np.ndarray:
+    """A bit per value below ``2**bits``, set for ``values``, packed in bytes (little-endian
+    within each byte: value ``v`` is bit ``v & 7`` of byte ``v >> 3``)."""
+    bitmap = np.zeros(1 << (bits - 3), dtype=np.uint8)
+    np.bitwise_or.at(bitmap, values >> np.uint64(3), np.left_shift(1, values & np.uint64(7)).astype(np.uint8))
+    return bitmap
 
 
 def _top_bitmap(keys: np.ndarray) -> np.ndarray:
-    """A flag (one byte: the fastest to test) per value of the keys' top :data:`_TOP_BITS`."""
-    bitmap = np.zeros(1 << _TOP_BITS, dtype=np.uint8)
-    bitmap[keys >> _TOP_SHIFT] = 1
-    return bitmap
+    """A bit per value of the keys' top :data:`_TOP_BITS` bits (2 MB: mostly in cache)."""
+    return _packed_bits(keys >> _TOP_SHIFT, _TOP_BITS)
 
 
 def _low_bitmap(keys: np.ndarray) -> np.ndarray:
-    """A bit per value of the keys' low :data:`_LOW_BITS` bits, packed in bytes."""
-    bitmap = np.zeros(1 << (_LOW_BITS - 3), dtype=np.uint8)
-    low = keys & _LOW_MASK
-    np.bitwise_or.at(bitmap, low >> np.uint64(3), np.left_shift(1, low & np.uint64(7)).astype(np.uint8))
-    return bitmap
-
-
-def _in_low_bitmap(bitmap: np.ndarray, grams: np.ndarray) -> np.ndarray:
-    """Whether each hash's low bits are set in a :func:`_low_bitmap`."""
-    low = grams & _LOW_MASK
-    return (bitmap[low >> np.uint64(3)] >> (low & np.uint64(7)).astype(np.uint8)) & np.uint8(1) != 0
+    """A bit per value of the keys' low :data:`_LOW_BITS` bits."""
+    return _packed_bits(keys & _LOW_MASK, _LOW_BITS)
 
 
 def _expand(
