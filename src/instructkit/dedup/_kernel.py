@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -337,6 +338,44 @@ def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     from instructkit.dedup import _jit
 
     return _jit.components(n, np.asarray(left, np.int64), np.asarray(right, np.int64))
+
+
+_WARMING: list[threading.Thread] = []
+_WARM_LOCK = threading.Lock()
+
+
+def warm_decide_kernels() -> threading.Thread:
+    """Load the compiled kernels MinHash's ``decide`` runs (bucket grouping, union-find,
+    Jaccard of pairs, signatures from shingle hashes) from numba's cache, on a background
+    thread, once per process; returns that thread.
+
+    Under an executor the driver decides right after a pass during which it only waits for
+    the workers: loading the kernels then costs nothing, where loading them inside ``decide``
+    (about half a second) holds up every worker. Results do not change.
+
+    Example:
+        >>> warm_decide_kernels().join()
+        >>> warm_decide_kernels() is warm_decide_kernels()
+        True
+    """
+    with _WARM_LOCK:
+        if not _WARMING:
+            _WARMING.append(threading.Thread(target=_load_decide_kernels, name="instructkit-warm-minhash", daemon=True))
+            _WARMING[0].start()
+        return _WARMING[0]
+
+
+def _load_decide_kernels() -> None:
+    one, two = np.zeros(1, np.int64), np.ones(1, np.int64)
+    bucket_edges(np.zeros(2, np.uint64), np.ones(2, bool))
+    components(2, one, two)
+    exact_jaccard(np.arange(2, dtype=np.uint32), np.ones(2, np.int64), np.zeros(1, np.int64), np.ones(1, np.int64))
+    signatures(np.arange(2, dtype=np.uint32), np.ones(2, np.int64), 2, 1)
+    from instructkit.dedup import _jit
+
+    mapped = np.zeros(2, np.uint32)
+    mapped.flags.writeable = False  # as the spill file's memory map is
+    _jit.compact(mapped, np.zeros(1, np.int64), np.ones(1, np.int64), np.zeros(1, np.int64), np.empty(1, np.uint32))
 
 
 def _check_threshold(threshold: float) -> float:

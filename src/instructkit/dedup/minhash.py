@@ -244,6 +244,12 @@ class MinHash(Against, Global):
         self.seed = seed
         self.spill_dir = spill_dir
 
+    def prepare(self) -> None:
+        """Read ``against`` (if any), and start loading the kernels of :meth:`decide` in
+        the background (:func:`~instructkit.dedup._kernel.warm_decide_kernels`)."""
+        super().prepare()
+        K.warm_decide_kernels()
+
     def banding(self) -> tuple[int, int]:
         """``(bands, rows)`` in use: the given ones, or :func:`optimal_bands` for the threshold.
 
