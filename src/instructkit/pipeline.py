@@ -26,6 +26,7 @@ from __future__ import annotations
 import inspect
 import warnings
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,8 +85,20 @@ class Pipeline:
             >>> ik.Pipeline([ik.normalize()]).run("big/*.jsonl", output="out/")  # doctest: +SKIP
         """
         from instructkit.executors import run
+        from instructkit.provenance import hash_inputs
 
-        result = run(self.steps, source, executor=executor, **options)
+        inputs = _source_inputs(source)
+        # the run record hashes every input file: on a thread while the run works (its
+        # driver mostly waits on workers), rather than after it
+        pool = ThreadPoolExecutor(1, thread_name_prefix="instructkit-hash") if options.get("output") else None
+        hashed = pool.submit(hash_inputs, inputs) if pool is not None else None
+        try:
+            result = run(self.steps, source, executor=executor, **options)
+            if hashed is not None:
+                inputs = hashed.result()
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
         if result.output is not None:
             from instructkit.provenance import write_run_record
 
@@ -98,7 +111,7 @@ class Pipeline:
                               f"holds no recipe: the steps do not convert to YAML ({problem})",
                               stacklevel=2)
             write_run_record(
-                result.output, recipe=recipe, inputs=_source_inputs(source),
+                result.output, recipe=recipe, inputs=inputs,
                 history=result.history, seeds=_step_seeds(self.steps),
                 outputs={"data": Path(result.output) / "data"}, recipe_error=problem,
             )

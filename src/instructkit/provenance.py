@@ -131,6 +131,22 @@ def _step(entry: Any) -> dict[str, Any]:
     return out
 
 
+def hash_inputs(inputs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``inputs`` as :func:`write_run_record` records them: each ``path`` expanded to its
+    files, each with its size and SHA-256. An entry that already has ``files`` is kept as
+    it is, so the hashing can run while the data is processed and be handed over after.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "d.jsonl"
+        >>> _ = p.write_text('{"instruction": "a"}\\n')
+        >>> entry = hash_inputs([{"path": p, "source": "d"}])[0]
+        >>> entry["files"][0]["bytes"], entry["source"], len(entry["files"][0]["sha256"])
+        (21, 'd', 64)
+    """
+    return [_input(entry) for entry in inputs]
+
+
 def _input(entry: Mapping[str, Any]) -> dict[str, Any]:
     from instructkit.io.read import expand
     from instructkit.io.write import file_sha256
@@ -138,11 +154,11 @@ def _input(entry: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: _plain(v) for k, v in entry.items() if k != "path"}
     if entry.get("path") is None:
         return out
-    path = entry["path"]
-    out = {"path": _plain(path), **out}
-    out["files"] = [
-        {"path": str(f), "bytes": f.stat().st_size, "sha256": file_sha256(f)} for f in expand(path)
-    ]
+    out = {"path": _plain(entry["path"]), **out}
+    if "files" not in out:
+        out["files"] = [
+            {"path": str(f), "bytes": f.stat().st_size, "sha256": file_sha256(f)} for f in expand(entry["path"])
+        ]
     return out
 
 
