@@ -25,8 +25,8 @@ from numba.core import types
 from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
-_MIX1 = np.uint64(0xFF51AFD7ED558CCD)
-_MIX2 = np.uint64(0xC4CEB9FE1A85EC53)
+from instructkit.dedup._jit import M64_1, fmix64
+
 _LEN_SALT = np.uint64(0x9FB21C651E98DF25)
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 # bytewise comparisons of 8 bytes at once: ((x | _HIGH) - c * _ONES) & _HIGH has the top bit
@@ -81,17 +81,12 @@ def _word_hash(data, start, end):
     h ^= _load(data, start, min(length, 8))
     where, rest = start + 8, length - 8
     while rest > 0:
-        h *= _MIX1
+        h *= M64_1
         h ^= h >> np.uint64(29)
         h ^= _load(data, where, min(rest, 8))
         where += 8
         rest -= 8
-    h ^= h >> np.uint64(33)
-    h *= _MIX1
-    h ^= h >> np.uint64(33)
-    h *= _MIX2
-    h ^= h >> np.uint64(33)
-    return h
+    return fmix64(h)  # murmur3's finalizer: every input bit reaches every output bit
 
 
 @nb.njit(inline="always")
