@@ -294,3 +294,11 @@ def test_pipeline_run_record_says_why_it_has_no_recipe(tmp_path: Path) -> None:
     assert result.records_out == 4
     record = read_run_record(tmp_path / "out")
     assert record["recipe"] is None and "RepresenterError" in record["recipe_error"]
+
+
+def test_run_record_hashes_are_computed_beside_the_run_and_errors_reach_the_caller() -> None:
+    from instructkit.pipeline import _Background
+
+    assert _Background(sum, [1, 2]).result() == 3
+    with pytest.raises(ZeroDivisionError):
+        _Background(lambda: 1 / 0).result()

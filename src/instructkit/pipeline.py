@@ -24,9 +24,9 @@ reads just the steps; ``run_recipe`` runs the whole job and writes ``instructkit
 from __future__ import annotations
 
 import inspect
+import threading
 import warnings
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,16 +89,12 @@ class Pipeline:
 
         inputs = _source_inputs(source)
         # the run record hashes every input file: on a thread while the run works (its
-        # driver mostly waits on workers), rather than after it
-        pool = ThreadPoolExecutor(1, thread_name_prefix="instructkit-hash") if options.get("output") else None
-        hashed = pool.submit(hash_inputs, inputs) if pool is not None else None
-        try:
-            result = run(self.steps, source, executor=executor, **options)
-            if hashed is not None:
-                inputs = hashed.result()
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
+        # driver mostly waits on workers), rather than after it; a daemon thread, so a run
+        # stopped with Ctrl-C does not wait for the hashes of a big corpus
+        hashed = _Background(hash_inputs, inputs) if options.get("output") else None
+        result = run(self.steps, source, executor=executor, **options)
+        if hashed is not None:
+            inputs = hashed.result()
         if result.output is not None:
             from instructkit.provenance import write_run_record
 
@@ -506,6 +502,30 @@ def _step_seeds(steps: Sequence[Transform]) -> dict[str, Any]:
         f"steps[{i}].{s.name}": s.get_params()["seed"] for i, s in enumerate(steps)
         if "seed" in s.get_params()
     }
+
+
+class _Background:
+    """``function(*args)`` on a daemon thread; :meth:`result` waits for it and returns its
+    value or raises its exception."""
+
+    def __init__(self, function: Any, *args: Any) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(function, args), daemon=True,
+                                        name="instructkit-background")
+        self._thread.start()
+
+    def _run(self, function: Any, args: tuple[Any, ...]) -> None:
+        try:
+            self._value = function(*args)
+        except BaseException as e:  # handed to the caller of result()
+            self._error = e
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def _source_inputs(source: Any) -> list[dict[str, Any]]:
