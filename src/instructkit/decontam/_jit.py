@@ -98,7 +98,7 @@ def _in_sorted(values, x):
 
 @nb.njit(inline="always")
 def _flush(queue, queued, flags, bitmap, top_shift, low_bitmap, low_mask, out, found):
-    """Append the queued n-grams (rows of ``queue``: hash, first word, text) that pass both
+    """Append the queued n-grams (rows of ``queue``: hash, text) that pass both
     bitmaps to ``out``; return the new count. The top bitmap is read for all of them first,
     in a loop of independent loads, so that its cache misses overlap."""
     for j in range(queued):
@@ -110,7 +110,6 @@ def _flush(queue, queued, flags, bitmap, top_shift, low_bitmap, low_mask, out, f
             if (low_bitmap[low >> np.uint64(3)] >> (low & np.uint64(7))) & np.uint64(1):
                 out[found, 0] = queue[j, 0]
                 out[found, 1] = queue[j, 1]
-                out[found, 2] = queue[j, 2]
                 found += 1
     return found
 
@@ -133,16 +132,16 @@ def scan_slice(data, begin, word_byte, alnum, sep2, sep3, n, base, top_shift, bi
     each whole text's words (``sum_k w[k] * base**(len-1-k)``), and for each ``n``-gram
     inside a text that passes the top bitmap (bit ``h >> top_shift`` of ``bitmap``) and the
     low one (bit ``h & low_mask`` of ``low_bitmap``; both 8 bits a byte, little-endian):
-    its first word's position among the slice's words, its text and its hash.
+    its text and its hash.
     """
     texts = len(begin)
     lens = np.zeros(texts, dtype=np.int64)
     whole = np.zeros(texts, dtype=np.uint64)
     # room for every word (a word and its separator take 2 bytes or more): growing arrays
     # in the loop would cost reference counting on every byte
-    out = np.empty((len(data) // 2 + 1, 3), dtype=np.uint64)
+    out = np.empty((len(data) // 2 + 1, 2), dtype=np.uint64)
     found = 0
-    queue = np.empty((_QUEUE, 3), dtype=np.uint64)
+    queue = np.empty((_QUEUE, 2), dtype=np.uint64)
     queued = 0
     flags = np.empty(_QUEUE, dtype=np.uint8)
     ring = np.zeros(n, dtype=np.uint64)  # the current text's last n word hashes
@@ -155,7 +154,6 @@ def scan_slice(data, begin, word_byte, alnum, sep2, sep3, n, base, top_shift, bi
     text = -1
     next_begin = begin[0] if texts else size  # where the next text starts
     count = 0  # words so far in the current text
-    word = 0  # words so far in the slice
     slot = 0  # count % n
     h = np.uint64(0)  # hash of the current text's last n (or fewer) words
     total = np.uint64(0)  # hash of all the current text's words
@@ -230,11 +228,9 @@ def scan_slice(data, begin, word_byte, alnum, sep2, sep3, n, base, top_shift, bi
             if slot == n:
                 slot = 0
             count += 1
-            word += 1
             if count >= n:
                 queue[queued, 0] = h
-                queue[queued, 1] = word - n
-                queue[queued, 2] = text
+                queue[queued, 1] = text
                 queued += 1
                 if queued == _QUEUE:
                     found = _flush(queue, queued, flags, bitmap, top_shift, low_bitmap, low_mask, out, found)
@@ -243,4 +239,4 @@ def scan_slice(data, begin, word_byte, alnum, sep2, sep3, n, base, top_shift, bi
         lens[text] = count
         whole[text] = total
     found = _flush(queue, queued, flags, bitmap, top_shift, low_bitmap, low_mask, out, found)
-    return lens, whole, out[:found, 1].astype(np.int64), out[:found, 2].astype(np.int64), out[:found, 0].copy()
+    return lens, whole, out[:found, 1].astype(np.int64), out[:found, 0].copy()

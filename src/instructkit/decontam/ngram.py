@@ -443,7 +443,7 @@ class NgramIndex:
         n = self.n
         # words, their hashes, the rolled n-gram hashes and both bitmap tests in one pass:
         # only the n-grams inside a text that pass both bitmaps come back
-        lens, whole, _, text_of, grams = _jit.scan_slice(
+        lens, whole, text_of, grams = _jit.scan_slice(
             data, begin, _WORD_BYTE, _ALNUM, _MULTI_SEP[2], _MULTI_SEP[3], n, _BASE, _TOP_SHIFT,
             self.bitmap, _LOW_MASK, self.low_bitmap,
         )
