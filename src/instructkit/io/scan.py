@@ -61,7 +61,7 @@ from instructkit.schema import COLUMNS, MESSAGE, ROLES, conform, empty_removed
 from instructkit.transform import detail
 
 Kind = Literal["jsonl", "jsonl.gz", "parquet", "json", "csv", "tsv", "error"]
-_BLOCK = 16 << 20  # bytes read at a time while cutting a JSONL file into batches
+_BLOCK = 16 << 20  # bytes of a memory-mapped JSONL file searched for newlines at a time
 _GZ_BLOCK = 1 << 20  # smaller for .gz: a broken stream loses at most this much before the break
 _WHOLE = 1 << 62  # batch size of ik.read: one batch per file
 
@@ -516,7 +516,6 @@ def _cut_lines(
     .gz files; a leading byte order mark is skipped. A stream that breaks off raises
     :class:`ParseError` after the complete lines before the break have been yielded.
     """
-    opener = gzip.open if kind == "jsonl.gz" else open
     if batch_size >= _WHOLE and kind == "jsonl":
         # ik.read: the whole file is one batch, handed over as its path (polars and the byte
         # counts map the file; the precise path reads it only when needed)
@@ -536,12 +535,13 @@ def _cut_lines(
     if kind == "jsonl":
         yield from _cut_mapped(path, batch_size, keep)
         return
-    with opener(path, "rb") as fh:
+    # a .gz stream: decompressed block by block
+    with gzip.open(path, "rb") as fh:
         cutter = _LineCutter(batch_size, keep)
         first = True
         while True:
             try:
-                block = fh.read(_BLOCK if kind == "jsonl" else _GZ_BLOCK)
+                block = fh.read(_GZ_BLOCK)
             except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as e:
                 yield from cutter.rest()
                 reason = "truncated gzip stream" if isinstance(e, EOFError) else type(e).__name__
