@@ -14,6 +14,7 @@ from extras import require
 
 import instructkit as ik
 from instructkit.executors import run
+from instructkit.executors.local import needs_pass
 from instructkit.io.scan import Scan
 from instructkit.schema import empty_removed
 from instructkit.transform import Filter, Global, Map, detail_expr
@@ -229,7 +230,6 @@ def test_flagging_global_step_keeps_records_on_every_path(tmp_path: Path) -> Non
     assert streamed.to_polars().equals(memory.to_polars())
 
 
-
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_per_record_global_step_needs_no_pass_of_its_own(tmp_path: Path, workers: int) -> None:
     """decontaminate decides per record: streamed, it runs on each batch like a filter (no
@@ -240,7 +240,7 @@ def test_a_per_record_global_step_needs_no_pass_of_its_own(tmp_path: Path, worke
         [{"instruction": item if i % 4 == 0 else f"task number {i % 5}", "output": "ok"} for i in range(12)], source="p"
     )
     steps = [ik.dedup.exact(), ik.decontaminate([toy], n=5), ik.normalize()]
-    assert [s.kind == "global" and not s.decides_per_record for s in steps] == [True, False, False]
+    assert [needs_pass(s) for s in steps] == [True, False, False]
     memory = ds.pipe(*steps)
     result = run(steps, ds, batch_size=3, output=tmp_path / "out", workers=workers)
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
