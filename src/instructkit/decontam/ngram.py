@@ -52,6 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from instructkit._mix import M64_1, fmix64
 from instructkit.decontam.benchmarks import Benchmark
 
 _UNICODE_PUNCT = "‘’‚‛“”„‟«»‹›–—―‐‑‒…•·¿¡、。，．！？：；（）【】「」『』〈〉《》"
@@ -110,10 +111,8 @@ _WORD_BYTE, _MULTI_SEP = _separator_table()
 _ALNUM = all(bool(_WORD_BYTE[c]) == chr(c).isalnum() for c in range(0x20, 0x7F))
 # bytes kept when only the first r bytes of a little-endian 8-byte load belong to the word
 _TAIL_MASK = np.array([(1 << (8 * r)) - 1 for r in range(9)], dtype=np.uint64)
-_MIX1 = np.uint64(0xFF51AFD7ED558CCD)
-_MIX2 = np.uint64(0xC4CEB9FE1A85EC53)
 _LEN_SALT = np.uint64(0x9FB21C651E98DF25)
-_S33, _S29 = np.uint64(33), np.uint64(29)
+_S29 = np.uint64(29)
 
 
 def _text_bytes(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -165,18 +164,12 @@ def _hash_words(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.nd
         todo = np.flatnonzero(length > 8)
         where, rest = starts[todo] + 8, length[todo] - 8
         while len(todo):
-            mixed = h[todo] * _MIX1
+            mixed = h[todo] * M64_1
             mixed ^= mixed >> _S29
             h[todo] = mixed ^ (loads[where] & np.take(_TAIL_MASK, np.minimum(rest, 8)))
             more = rest > 8
             todo, where, rest = todo[more], where[more] + 8, rest[more] - 8
-        # murmur3's finalizer: every input bit reaches every output bit
-        h ^= h >> _S33
-        h *= _MIX1
-        h ^= h >> _S33
-        h *= _MIX2
-        h ^= h >> _S33
-    return h
+    return fmix64(h)
 
 
 def word_hashes(

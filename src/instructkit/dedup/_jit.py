@@ -14,10 +14,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from instructkit._mix import M64_1, M64_2
+
 FOLD = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant (golden ratio) for n-gram folding
 FNV_PRIME = np.uint64(0x100000001B3)
-M64_1 = np.uint64(0xFF51AFD7ED558CCD)
-M64_2 = np.uint64(0xC4CEB9FE1A85EC53)
 M32_1 = np.uint32(0x85EBCA6B)
 M32_2 = np.uint32(0xC2B2AE35)
 EMPTY = np.uint32(0xFFFFFFFF)
@@ -29,6 +29,7 @@ _GROUP = 32
 
 @nb.njit(inline="always")
 def fmix64(h: np.uint64) -> np.uint64:
+    # jitted twin of instructkit._mix.fmix64, which Python callers use (calling this compiles it)
     h ^= h >> np.uint64(33)
     h *= M64_1
     h ^= h >> np.uint64(33)

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from instructkit._mix import fmix64
+
 #: Separator between the fields of one record when they are joined into one document.
 FIELD_SEPARATOR = "\n\n"
 #: Texts per kernel call: bounds the buffer that receives the shingle hashes.
@@ -160,7 +162,7 @@ def minhash(
         raise ValueError(f"bands x rows = {bands * rows} exceeds num_perm = {num_perm}")
     klass, lower = _tables()
     a, b = permutations(num_perm, seed)
-    basis = np.uint64(0xCBF29CE484222325) ^ np.uint64(_jit.fmix64(np.uint64(seed & 0xFFFFFFFFFFFFFFFF)))
+    basis = np.uint64(0xCBF29CE484222325 ^ int(fmix64(np.uint64(seed & 0xFFFFFFFFFFFFFFFF))))
     data, offsets = utf8(texts)
     n = offsets.size - 1
     sig = np.empty((n, num_perm), np.uint32)
