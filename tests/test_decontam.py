@@ -456,10 +456,11 @@ def test_kernel_word_loads_are_little_endian_8_byte_loads() -> None:
     import numba as nb
 
     from instructkit.decontam import _jit
+    from instructkit.dedup._jit import load8, load_bytes
 
     @nb.njit
     def loads(data, at):  # noqa: ANN001, ANN202
-        return _jit._load8(data, at), _jit._load_bytes(data, at), _jit._load(data, at, 3)
+        return load8(data, at), load_bytes(data, at), _jit._load(data, at, 3)
 
     data = np.frombuffer(bytes(range(256)) * 2, dtype=np.uint8)
     for at in (0, 1, 7, 100, 255, 300):

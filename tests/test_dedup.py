@@ -115,6 +115,132 @@ def test_bad_field_is_named():
         ik.dedup.minhash(keep="last")
 
 
+# exact keys: the compiled ASCII path against key_expr() -------------------------------------
+# pieces that exercise every branch of the kernel: whitespace runs of each kind (0x1C-0x1F are
+# not regex whitespace, NUL and DEL are kept), punctuation runs inside and around them, case
+_ASCII_PIECES = [
+    *(chr(b) for b in range(128)),
+    "word", "Word", "WORDS", "abcdefgh", "plain lowercase words", "x9", "  ", "   ", " \t ", "\r\n",
+    "\n\n", "\x0b\x0c", " - ", "...", "!!", "?!", " (a) ", '"q"', "\x1c\x1d", "\x1e \x1f", "\x7f", "\x00",
+]
+# Unicode punctuation and symbols, letters that change case, NBSP and other Unicode
+# whitespace, CJK, emoji, a combining mark
+_OTHER_PIECES = ["\u201c", "\u201d", "\u2014", "\u00e9", "\u00c9", "\u00a0", "\u2003", "\u3000", "\u0085",
+                 "\u4e2d\u6587", "\U0001f600", "\u00bf", "\u00b1", "e\u0301", "\u0130", "\u03a3"]
+
+
+def _random_texts(rng: np.random.Generator, n: int, pieces: list[str]) -> list[str]:
+    texts = []
+    for _ in range(n):
+        parts = rng.choice(len(pieces), size=int(rng.integers(0, 24)))
+        texts.append("".join(pieces[i] for i in parts))
+    return texts
+
+
+def _regex_keys(step: ik.dedup.Exact, texts: pl.Series) -> pl.Series:
+    return pl.DataFrame({"text": texts}).select(step.key_expr())["text"]
+
+
+_SWITCHES = [
+    {},
+    {"lowercase": False},
+    {"strip_punctuation": False},
+    {"collapse_whitespace": False},
+    {"lowercase": False, "strip_punctuation": False, "collapse_whitespace": False},
+    {"normalize": False},
+]
+
+
+@pytest.mark.parametrize("switches", _SWITCHES)
+def test_exact_keys_equal_the_regex_keys_on_random_ascii(switches):
+    step = ik.dedup.exact(**switches)
+    rng = np.random.default_rng(7)
+    texts = pl.Series(_random_texts(rng, 3_000, _ASCII_PIECES), dtype=pl.String)
+    assert all(t.isascii() for t in texts)
+    got, want = step.keys(texts), _regex_keys(step, texts)
+    assert got.to_list() == want.to_list()
+    # and so the hashes observe keeps
+    assert got.hash(11).equals(want.hash(11))
+
+
+@pytest.mark.parametrize("switches", _SWITCHES[:4])
+def test_exact_keys_equal_the_regex_keys_on_mixed_batches(switches):
+    step = ik.dedup.exact(**switches)
+    rng = np.random.default_rng(8)
+    texts = _random_texts(rng, 2_000, _ASCII_PIECES + _OTHER_PIECES)
+    texts[::97] = [None] * len(texts[::97])
+    series = pl.Series(texts, dtype=pl.String)
+    assert 0 < sum(t is not None and not t.isascii() for t in texts) < len(texts) - 200
+    assert step.keys(series).to_list() == _regex_keys(step, series).to_list()
+    # a slice (offsets that do not start at 0) and several chunks
+    parts = pl.concat([series[:700], series[700:1_500], series[1_500:]], rechunk=False)
+    for sub in (series[333:1_444], parts):
+        assert step.keys(sub).to_list() == _regex_keys(step, sub).to_list()
+
+
+def test_exact_keys_edge_cases():
+    step = ik.dedup.exact()
+    texts = ["", " ", "\t\r\n", "!!", " a ", "A\x1cB", "\x1c", " \x1f ", "a\x7f b", "\x00 \x00", "a - b",
+             "a -b", "- a -", "x" * 8 + " " + "y" * 8, "abcdefg ", " abcdefgh ", "ABCDEFGH  IJ",
+             "a\u00a0b", "\u00a0a\u00a0", "caf\u00e9 \u2014 ok", None]
+    series = pl.Series(texts, dtype=pl.String)
+    assert step.keys(series).to_list() == _regex_keys(step, series).to_list()
+    assert step.keys(pl.Series([], dtype=pl.String)).to_list() == []
+    assert step.keys(pl.Series([None, None], dtype=pl.String)).to_list() == [None, None]
+
+
+def test_exact_byte_classes_agree_with_the_regexes_on_every_ascii_char():
+    import unicodedata
+
+    step = ik.dedup.exact()
+    chars = [chr(b) for b in range(128)]
+    got = _regex_keys(step, pl.Series([f"x{c}y" for c in chars])).to_list()
+    dropped = [c for c, k in zip(chars, got, strict=True) if k == "xy"]
+    blank = [c for c, k in zip(chars, got, strict=True) if k == "x y"]
+    assert dropped == [c for c in chars if unicodedata.category(c)[0] in "PS"]
+    assert len(dropped) == 32
+    # the regex \s: Unicode White_Space, not str.isspace() (which also takes 0x1C-0x1F)
+    assert "".join(blank) == "\t\n\x0b\x0c\r "
+
+
+def test_exact_drops_the_same_records_as_the_regex_keys(tmp_path, monkeypatch):
+    corpus = ik.synth.corpus(5_000, seed=1, languages=("en", "fr", "ru"), path=tmp_path / "c.jsonl")
+    frame = ik.read(corpus.path).to_polars()
+    # exact copies that differ in case, punctuation and whitespace, some of them twice
+    rng = np.random.default_rng(1)
+    picked = frame[rng.choice(frame.height, 600, replace=False).tolist()]
+    variants = picked.with_columns(
+        pl.col("id") + "-v",
+        pl.col("instruction").str.to_uppercase() + "?!",
+        ("  " + pl.col("output").str.replace_all(" ", "\t ", literal=True) + " ...").alias("output"),
+    )
+    data = ik.Dataset(pl.concat([frame, variants, variants[:100].with_columns(pl.col("id") + "2")]))
+    for switches in ({}, {"lowercase": False}, {"keep": "longest"}):
+        out = data.pipe(ik.dedup.exact(**switches))
+        with monkeypatch.context() as m:  # exact dedup as it was: every key by the regexes
+            m.setattr(ik.dedup.Exact, "keys", lambda self, text: _regex_keys(self, text).alias("key"))
+            want = data.pipe(ik.dedup.exact(**switches))
+        assert out.removed.height >= 100
+        assert out.removed.select("id", "reason", "detail").equals(want.removed.select("id", "reason", "detail"))
+        assert [r["id"] for r in out] == [r["id"] for r in want]
+
+
+def test_eight_byte_stores_are_little_endian():
+    import numba as nb
+
+    from instructkit.dedup import _jit
+
+    @nb.njit
+    def stores(out, at, value):  # noqa: ANN001, ANN202
+        _jit.store8(out, at, value)
+        _jit.store_bytes(out, at + 8, value)
+
+    out = np.zeros(24, np.uint8)
+    stores(out, 3, np.uint64(0x0807060504030201))
+    assert out[3:19].tolist() == list(range(1, 9)) * 2
+    assert not out[:3].any() and not out[19:].any()
+
+
 # minhash kernels -----------------------------------------------------------------------------
 def test_signatures_equal_datasketch_for_the_same_shingle_hashes():
     from datasketch import MinHash as DSMinHash

@@ -16,16 +16,11 @@ modulo ``2**64`` as in C.
 
 from __future__ import annotations
 
-import sys
-
 import numba as nb
 import numpy as np
-from llvmlite import ir
-from numba.core import types
 from numba.cpython.unsafe.numbers import trailing_zeros
-from numba.extending import intrinsic
 
-from instructkit.dedup._jit import M64_1, fmix64
+from instructkit.dedup._jit import LOAD, M64_1, fmix64
 
 _LEN_SALT = np.uint64(0x9FB21C651E98DF25)
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -40,37 +35,11 @@ _L41, _L5B = np.uint64(0x41 * 0x0101010101010101), np.uint64(0x5B * 0x0101010101
 _L61, _L7B = np.uint64(0x61 * 0x0101010101010101), np.uint64(0x7B * 0x0101010101010101)
 
 
-@intrinsic
-def _load8(typingctx, data, at):
-    """The 8 bytes from ``data[at]`` (a uint8 array) as one unaligned little-endian load."""
-    sig = types.uint64(data, at)
-
-    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
-        array = context.make_array(signature.args[0])(context, builder, args[0])
-        address = builder.gep(array.data, [args[1]])
-        return builder.load(builder.bitcast(address, ir.IntType(64).as_pointer()), align=1)
-
-    return sig, codegen
-
-
-@nb.njit(inline="always")
-def _load_bytes(data, at):
-    """The 8 bytes from ``data[at]`` as a little-endian integer, byte by byte."""
-    v = np.uint64(0)
-    for k in range(8):
-        v |= np.uint64(data[at + k]) << np.uint64(8 * k)
-    return v
-
-
-# one load where the machine is little-endian (the hashes are defined on little-endian loads)
-_LOAD = _load8 if sys.byteorder == "little" else _load_bytes
-
-
 @nb.njit(inline="always")
 def _load(data, at, keep):
     """The first ``keep`` (1 to 8) bytes from ``data[at]`` as a little-endian integer (an
     8-byte load, masked: ``data`` has room after every word)."""
-    return _LOAD(data, at) & (_ALL >> np.uint64(64 - 8 * keep))
+    return LOAD(data, at) & (_ALL >> np.uint64(64 - 8 * keep))
 
 
 @nb.njit(inline="always")
@@ -166,7 +135,7 @@ def scan_slice(data, begin, word_byte, alnum, sep2, sep3, n, base, top_shift, bi
         high = 0
         if alnum and width == 64:
             for c in range(0, 64, 8):
-                x = _LOAD(data, block + c)
+                x = LOAD(data, block + c)
                 xh = x | _HIGH
                 if (x | ~(xh - _L20) | (xh - _L7F)) & _HIGH:  # a byte outside 0x20 to 0x7E
                     for k in range(c, c + 8):

@@ -1,5 +1,6 @@
-"""Compiled (numba) kernels of the MinHash dedup: tokenizer, shingle hashes, signatures,
-band hashes, bucket edges, union-find and Jaccard of shingle sets.
+"""Compiled (numba) kernels of the MinHash dedup (tokenizer, shingle hashes, signatures,
+band hashes, bucket edges, union-find and Jaccard of shingle sets), the normalized keys of
+the exact dedup, and the 8-byte loads and stores they and the decontamination scan share.
 
 This module imports numba at import time; :mod:`instructkit.dedup._kernel` imports it
 lazily, inside the functions that need it, so ``import instructkit`` stays light. Every
@@ -11,8 +12,14 @@ Integer arithmetic wraps modulo ``2**64`` / ``2**32`` as in C, which the hashes 
 
 from __future__ import annotations
 
+import sys
+
 import numba as nb
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.cpython.unsafe.numbers import trailing_zeros
+from numba.extending import intrinsic
 
 from instructkit._mix import M64_1, M64_2
 
@@ -25,6 +32,10 @@ WORD = np.uint8(1)
 SPACE = np.uint8(2)
 #: Documents per parallel work item (one token buffer is allocated per item).
 _GROUP = 32
+# bytewise comparisons of 8 bytes at once: ((x | HIGH) - c * ONES) & HIGH has the top bit
+# of each byte b < 0x80 set where b >= c (no borrow crosses a byte)
+ONES = np.uint64(0x0101010101010101)
+HIGH = np.uint64(0x8080808080808080)
 
 
 @nb.njit(inline="always")
@@ -45,6 +56,56 @@ def fmix32(h: np.uint32) -> np.uint32:
     h = np.uint32(h ^ (h >> np.uint32(13)))
     h = np.uint32(h * M32_2)
     return np.uint32(h ^ (h >> np.uint32(16)))
+
+
+@intrinsic
+def load8(typingctx, data, at):
+    """The 8 bytes from ``data[at]`` (a uint8 array) as one unaligned little-endian load."""
+    sig = types.uint64(data, at)
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        address = builder.gep(array.data, [args[1]])
+        return builder.load(builder.bitcast(address, ir.IntType(64).as_pointer()), align=1)
+
+    return sig, codegen
+
+
+@intrinsic
+def store8(typingctx, data, at, value):
+    """Store the uint64 ``value`` at ``data[at]`` (a uint8 array) as 8 little-endian bytes,
+    one unaligned store."""
+    sig = types.void(data, at, types.uint64)
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        address = builder.gep(array.data, [args[1]])
+        builder.store(args[2], builder.bitcast(address, ir.IntType(64).as_pointer()), align=1)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@nb.njit(inline="always")
+def load_bytes(data, at):
+    """The 8 bytes from ``data[at]`` as a little-endian integer, byte by byte."""
+    v = np.uint64(0)
+    for k in range(8):
+        v |= np.uint64(data[at + k]) << np.uint64(8 * k)
+    return v
+
+
+@nb.njit(inline="always")
+def store_bytes(data, at, value):
+    """Store ``value`` at ``data[at]`` as 8 little-endian bytes, byte by byte."""
+    for k in range(8):
+        data[at + k] = np.uint8((value >> np.uint64(8 * k)) & np.uint64(0xFF))
+
+
+# one load or store where the machine is little-endian (hashes and byte masks are defined
+# on little-endian words: byte k of the text is bits 8k to 8k + 7)
+LOAD = load8 if sys.byteorder == "little" else load_bytes
+STORE = store8 if sys.byteorder == "little" else store_bytes
 
 
 @nb.njit(inline="always")
@@ -290,3 +351,85 @@ def jaccard_pairs(values, starts, counts, left, right, out):
                     inter += 1
                 side[slot] |= bit
         out[p] = inter / union if union > 0 else 0.0
+
+
+
+
+
+#: Byte classes of :func:`ascii_keys` (bits): dropped, written as ``lower[b]``, whitespace
+#: (a run of it writes one space), not ASCII (the text is left to the caller).
+DROP, KEEP, BLANK, NOT_ASCII = 0, 1, 2, 4
+_L20, _L21 = np.uint64(0x20) * ONES, np.uint64(0x21) * ONES
+_L30, _L3A = np.uint64(0x30) * ONES, np.uint64(0x3A) * ONES
+_L41, _L5B = np.uint64(0x41) * ONES, np.uint64(0x5B) * ONES
+_L61, _L7B = np.uint64(0x61) * ONES, np.uint64(0x7B) * ONES
+_FIRST = np.uint64(0x80)  # the top bit of a word's first byte
+
+
+@nb.njit(cache=True, nogil=True)
+def ascii_keys(data, offsets, klass, lower, out, out_offsets, ascii):
+    """The normalized key of every pure-ASCII text ``data[offsets[d]:offsets[d + 1]]``.
+
+    ``klass[b]`` says what byte ``b`` does: ``KEEP`` writes ``lower[b]``, ``DROP`` writes
+    nothing, and a run of ``BLANK`` bytes (``DROP`` bytes inside it included) writes one
+    space between written bytes and none at either end. ``a-z`` and ``0-9`` must be
+    ``KEEP`` bytes that ``lower`` leaves alone (``A-Z`` too, unless ``lower`` maps
+    ``A`` to ``a``), the space ``KEEP`` or ``BLANK``. Text ``d``'s key goes to
+    ``out[out_offsets[d]:out_offsets[d + 1]]`` and ``ascii[d]`` is set; a text with a
+    ``NOT_ASCII`` byte gets an empty key and ``ascii[d]`` cleared. ``out`` needs as many
+    bytes as ``data``: a key is never longer than its text.
+    """
+    blank_space = np.uint64((klass[32] & BLANK) >> 1)  # 1 when a space is a blank
+    folded = HIGH if lower[65] == 97 else np.uint64(0)  # whether A-Z is written as a-z
+    m = 0
+    out_offsets[0] = 0
+    for d in range(offsets.size - 1):
+        begin = m
+        i, end = offsets[d], offsets[d + 1]
+        # whether the last byte written is a blank's space, or none is written yet: then a
+        # blank writes nothing (a run writes one space, a text starts with none)
+        space = np.uint64(1)
+        while i < end:
+            if i + 8 <= end:
+                # the bytes before the first one that is not a-z, 0-9, A-Z (folded) or a
+                # lone space are their own key (most of prose): copied 8 at a time. The
+                # word is stored whole; m moves past the bytes that belong.
+                x = LOAD(data, i)
+                xh = x | HIGH
+                spaces = (xh - _L20) & ~(xh - _L21) & HIGH
+                upper = (xh - _L41) & ~(xh - _L5B) & folded
+                plain = ((xh - _L61) & ~(xh - _L7B)) | ((xh - _L30) & ~(xh - _L3A)) | upper | spaces
+                stop = (
+                    ((~plain | x) & HIGH)  # not plain, or not ASCII
+                    | (spaces & (spaces << np.uint64(8)))  # a space after a space
+                    | (spaces & (_FIRST * space))  # a space after a blank's space
+                )
+                STORE(out, m, x | (upper >> np.uint64(2)))  # A-Z + 0x20 is a-z
+                n = 8 if stop == 0 else np.int64(trailing_zeros(stop)) >> 3
+                if n > 0:
+                    m += n
+                    i += n
+                    space = blank_space & (spaces >> np.uint64(8 * n - 1))
+                    if n == 8:
+                        continue
+            # then one byte by the tables
+            b = data[i]
+            k = klass[b]
+            if k & KEEP:
+                out[m] = lower[b]
+                m += 1
+                space = np.uint64(0)
+            elif k & BLANK:
+                if space == 0:
+                    out[m] = 32
+                    m += 1
+                    space = np.uint64(1)
+            elif k & NOT_ASCII:
+                break
+            i += 1
+        ascii[d] = i == end
+        if not ascii[d]:
+            m = begin
+        elif space and m > begin:  # the text ends in a blank: no trailing space
+            m -= 1
+        out_offsets[d + 1] = m
