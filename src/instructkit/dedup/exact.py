@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from instructkit.dedup._base import (
     DEFAULT_FIELDS,
@@ -94,9 +93,9 @@ class Exact(Against, Global):
     def keys(self, text: pl.Series) -> pl.Series:
         """:meth:`key_expr` of every text, the same strings, computed faster.
 
-        A compiled kernel normalizes the pure-ASCII texts in one pass over their bytes (the
-        regular expressions cost 10 times as much); the others, and nulls, go through
-        :meth:`key_expr`.
+        A compiled kernel normalizes the pure-ASCII texts in one pass over their bytes, about
+        7 times faster than the three regular expressions; the other texts, and nulls, go
+        through :meth:`key_expr`. The keys, and so the hashes, do not change.
 
         Example:
             >>> import polars as pl
@@ -105,7 +104,9 @@ class Exact(Against, Global):
         """
         if not self.normalize:
             return text.alias("key")
-        from instructkit.dedup import _jit
+        import pyarrow as pa
+
+        from instructkit.dedup import _jit  # numba: imported on the first keys only
 
         klass, lower = _byte_tables(self.lowercase, self.strip_punctuation, self.collapse_whitespace)
         data, offsets = utf8(text)
@@ -170,6 +171,7 @@ def _byte_tables(lowercase: bool, strip_punctuation: bool, collapse_whitespace: 
         klass[list(_ASCII_WHITESPACE)] = _jit.BLANK
     # bytes.lower() changes A-Z only, as str.to_lowercase does in ASCII
     lower = np.frombuffer(bytes(range(256)).lower() if lowercase else bytes(range(256)), np.uint8)
+    klass.flags.writeable = False  # shared by every call (cached)
     return klass, lower
 
 
