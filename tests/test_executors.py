@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import multiprocessing
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -832,3 +835,60 @@ def test_workers_refuse_a_step_they_cannot_receive(jsonl: Path, tmp_path: Path) 
         run([Local()], jsonl, batch_size=40, output=tmp_path / "out", workers=2)
     assert not (tmp_path / "out").exists()
     assert run([Local()], jsonl, batch_size=40, output=tmp_path / "one").records_out == 250
+
+
+_PRELOAD_PROBE = """
+import os, sys
+import instructkit  # noqa: F401 (registers every step)
+from instructkit.transform import registry
+from instructkit.dedup._kernel import start_numba
+
+def threads():
+    return sorted(open(f"/proc/self/task/{t}/comm").read() for t in os.listdir("/proc/self/task"))
+
+start_numba()  # the threads importing polars, numpy and numba start (allocator, cleanup)
+before = threads()
+for name, cls in sorted(registry().items()):
+    cls.preload()
+    assert threads() == before, f"{name}.preload() started threads in a process that forks"
+print("numba" in sys.modules)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc (Linux)")
+def test_no_preload_starts_threads() -> None:
+    """The worker server calls preload() and then forks: a thread pool started there
+    (polars', numba's OpenMP) would deadlock or abort the workers."""
+    probe = subprocess.run([sys.executable, "-c", _PRELOAD_PROBE], capture_output=True, text=True, timeout=300)
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip() == "True"  # the numba steps did load it
+
+
+_FORKED_PROBE = """
+import sys, tempfile
+import polars as pl
+import instructkit as ik
+from instructkit.transform import Map
+
+class NumbaLoaded(Map):
+    name = "test.numba_loaded"
+    def apply(self, frame):
+        return frame.with_columns(pl.lit(str("numba.np.arraymath" in sys.modules)).alias("output"))
+
+if __name__ == "__main__":
+    ds = ik.Dataset.from_records([{"instruction": f"task number {i} of eight", "output": ""} for i in range(8)])
+    result = ik.Pipeline([NumbaLoaded(), ik.dedup.minhash()]).run(ds, output=tempfile.mkdtemp(), batch_size=2, workers=2)
+    print(sorted(set(result.to_dataset().to_polars()["output"].to_list())))
+"""
+
+
+@pytest.mark.skipif("forkserver" not in multiprocessing.get_all_start_methods(), reason="needs the forkserver start method")
+def test_workers_start_with_the_steps_preloaded(tmp_path: Path) -> None:
+    """Workers fork from a server that ran MinHash.preload(): numba is loaded in each before
+    its first batch (a spawned worker would load it only on its first MinHash batch)."""
+    script = tmp_path / "probe.py"
+    script.write_text(_FORKED_PROBE)
+    probe = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "INSTRUCTKIT_QUIET": "1"})
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip().splitlines()[-1] == "['True']"

@@ -102,6 +102,24 @@ class Transform:
         It must be idempotent (a cache on the instance); the default does nothing.
         """
 
+    @classmethod
+    def preload(cls) -> None:
+        """Load, once per process, what the step's batches need whatever its parameters
+        (compiled kernels, a packaged model), so worker processes start with it loaded.
+
+        The local executor forks its workers from one server process (the ``forkserver``
+        start method, where the OS has it) that calls this for every step class of the run
+        before the first worker starts; numba alone costs each process about 0.7 s of CPU
+        to load. It runs in a process that forks, so it must leave that process with one
+        thread: no threads of its own and no polars operation (which starts polars' thread
+        pool, unusable in a forked child). Results never depend on it; the default does
+        nothing.
+
+        Example:
+            >>> import instructkit as ik
+            >>> ik.dedup.minhash.preload()  # the MinHash kernels are loaded in this process
+        """
+
     def shared_state(self) -> Any:
         """State built once on the driver and shipped to every worker (None: nothing).
 

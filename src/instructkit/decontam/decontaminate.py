@@ -151,6 +151,14 @@ class Decontaminate(Global):
         """Read the benchmark files (once, on the driver): workers get them with the step."""
         self.loaded()
 
+    @classmethod
+    def preload(cls) -> None:
+        """Start numba and import the compiled n-gram scan (its own load then takes milliseconds)."""
+        from instructkit.decontam import _jit  # noqa: F401 (compiles nothing: its kernels load on first call)
+        from instructkit.dedup._kernel import start_numba
+
+        start_numba()
+
     def shared_state(self) -> ngram.NgramIndex | None:
         """The n-gram index, built once on the driver and shipped to the workers."""
         return self.index() if self.method in ("ngram", "both") else None

@@ -367,6 +367,19 @@ def warm_decide_kernels() -> threading.Thread:
         return _WARMING[0]
 
 
+def start_numba() -> None:
+    """numba's one-off start in this process (about 0.5 s of CPU: its import, its
+    compiler's registries, a first kernel from the cache); every later kernel then loads in
+    milliseconds. It loads the union-find kernel, which is serial and takes numpy inputs, so
+    the process starts no thread pool and may fork (see
+    :meth:`~instructkit.transform.Transform.preload`).
+
+    Example:
+        >>> start_numba()
+    """
+    components(2, np.zeros(1, np.int64), np.ones(1, np.int64))
+
+
 def _load_decide_kernels() -> None:
     one, two = np.zeros(1, np.int64), np.ones(1, np.int64)
     bucket_edges(np.zeros(2, np.uint64), np.ones(2, bool))

@@ -90,6 +90,14 @@ class Exact(Against, Global):
             e = collapse_whitespace(e)
         return e
 
+    @classmethod
+    def preload(cls) -> None:
+        """Start numba (:func:`~instructkit.dedup._kernel.start_numba`): the key kernel
+        then loads in milliseconds."""
+        from instructkit.dedup._kernel import start_numba
+
+        start_numba()
+
     def keys(self, text: pl.Series) -> pl.Series:
         """:meth:`key_expr` of every text, the same strings, computed faster.
 

@@ -250,6 +250,12 @@ class MinHash(Against, Global):
         super().prepare()
         K.warm_decide_kernels()
 
+    @classmethod
+    def preload(cls) -> None:
+        """Start numba (:func:`~instructkit.dedup._kernel.start_numba`): the kernels of
+        :meth:`observe` then load in milliseconds."""
+        K.start_numba()
+
     def banding(self) -> tuple[int, int]:
         """``(bands, rows)`` in use: the given ones, or :func:`optimal_bands` for the threshold.
 

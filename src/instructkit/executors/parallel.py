@@ -10,8 +10,14 @@ the :class:`~instructkit.executors.ids.IdLedger`, gathers the global step's stat
 ``decide`` once, and records finished shards in the manifest. Every file is the one
 ``workers=1`` writes, byte for byte.
 
-Workers are started with the ``spawn`` method (polars and numba run thread pools, which
-``fork`` does not copy safely). Each gets the steps once, when it starts, with the state
+Workers fork from a server process (the ``forkserver`` start method; ``spawn`` where the OS
+lacks it): a plain ``fork`` of the driver would copy polars' and numba's thread pools
+unsafely, and spawning imports everything again in each worker. The server starts while
+the driver prepares the steps; it imports the steps' classes and calls their
+:meth:`~instructkit.transform.Transform.preload` (numba and its compiled kernels, the
+language-ID model), so that cost is paid once, not once per worker. It lives as long as the
+driver process and serves later runs that need the same thread settings; a run that needs
+other settings, or a server someone else started, gets spawned workers. Each gets the steps once, when it starts, with the state
 their :meth:`~instructkit.transform.Transform.shared_state` built on the driver (such as
 decontamination's n-gram index); decided drops are read by each worker from the run folder
 (``state/global-N.parquet``) the first time a pass needs them. A worker holds one batch at a
@@ -27,9 +33,11 @@ import pickle
 import shutil
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
+from multiprocessing import forkserver
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +47,7 @@ import polars as pl
 from instructkit._progress import progress
 from instructkit.dataset import Dataset
 from instructkit.dedup._spill import spill_to
+from instructkit.executors._preload import PRELOAD_ENV
 from instructkit.executors.ids import IdLedger, hash_ids
 from instructkit.executors.local import (
     FrameSource,
@@ -58,7 +67,7 @@ from instructkit.executors.local import (
 from instructkit.executors.spill import drop_spill, read_spill, spill_folder, spilled, write_spill
 from instructkit.transform import Transform
 
-__all__ = ["available_cores", "check_picklable", "resolve_workers", "run_parallel"]
+__all__ = ["available_cores", "check_picklable", "resolve_workers", "run_parallel", "start_workers_context", "worker_env"]
 
 
 def available_cores() -> int:
@@ -164,33 +173,86 @@ def _task(
 # the driver
 
 
+def worker_env(workers: int) -> dict[str, str]:
+    """Thread settings of each worker: its polars and numba get an equal share of the
+    cores, not all of them each.
+
+    Example:
+        >>> worker_env(available_cores())["POLARS_MAX_THREADS"]
+        '1'
+    """
+    threads = str(max(1, available_cores() // workers))
+    return {"POLARS_MAX_THREADS": threads, "NUMBA_NUM_THREADS": threads}
+
+
 @contextmanager
-def _pool(steps: list[Transform], source: Source, workers: int) -> Iterator[ProcessPoolExecutor]:
+def _environment(env: Mapping[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+#: The environment the forkserver was started with by this module (None: not by us).
+_SERVER_ENV: dict[str, str] | None = None
+
+
+def _server_running() -> bool:
+    # multiprocessing has no public way to ask; this attribute is set while a server runs
+    return getattr(forkserver._forkserver, "_forkserver_pid", None) is not None
+
+
+def start_workers_context(steps: Sequence[Transform], env: Mapping[str, str]) -> BaseContext:
+    """The multiprocessing context workers with thread settings ``env`` start from.
+
+    Where the OS has ``forkserver``, the server is started now, if this module has not
+    already started it: polars and numba read their thread counts when they are imported,
+    so the server gets ``env``, and it calls ``preload()`` of the step classes. A server
+    started with other settings, or by someone else, is not used: the workers are spawned.
+
+    Example:
+        >>> import instructkit as ik
+        >>> start_workers_context([ik.normalize()], worker_env(2)).get_start_method() in ("forkserver", "spawn")
+        True
+    """
+    global _SERVER_ENV
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    if _SERVER_ENV is None and not _server_running():
+        classes = {type(s) for s in steps if type(s).__module__ != "__main__"}  # the server cannot import __main__
+        names = ",".join(sorted(f"{c.__module__}:{c.__qualname__}" for c in classes))
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["instructkit.executors._preload"])
+        with _environment({**env, PRELOAD_ENV: names}):
+            forkserver.ensure_running()
+        _SERVER_ENV = dict(env)
+    if _SERVER_ENV == dict(env) and _server_running():
+        return multiprocessing.get_context("forkserver")
+    return multiprocessing.get_context("spawn")
+
+
+@contextmanager
+def _pool(steps: list[Transform], source: Source, workers: int, context: BaseContext,
+          env: Mapping[str, str]) -> Iterator[ProcessPoolExecutor]:
     shared = [step.shared_state() for step in steps]
     # an in-memory source ships its batches with the tasks, not the whole frame to each worker
     held = None if isinstance(source, FrameSource) else source
-    # each worker's polars and numba get an equal share of the cores, not all of them each
-    threads = str(max(1, available_cores() // workers))
-    env = {"POLARS_MAX_THREADS": threads, "NUMBA_NUM_THREADS": threads}
-    saved = {k: os.environ.get(k) for k in env}
-    # a spawned child reads these when it imports polars, before the initializer runs
-    os.environ.update(env)
     pool = ProcessPoolExecutor(
         workers,
-        mp_context=multiprocessing.get_context("spawn"),
+        mp_context=context,
         initializer=_init_worker,
-        initargs=(steps, shared, held, read_label(source), env),
+        initargs=(steps, shared, held, read_label(source), dict(env)),
     )
     try:
-        try:
-            # start every worker now, while the environment above holds
+        # start every worker now: a spawned one reads the thread settings when it imports polars
+        with _environment(env):
             list(pool.map(_ping, range(workers)))
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
         yield pool
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -267,6 +329,9 @@ def run_parallel(
     started = time.perf_counter()
     steps = list(steps)
     check_picklable(steps)
+    env = worker_env(workers)
+    # the worker server loads the steps while this process prepares them
+    context = start_workers_context(steps, env)
     manifest = Manifest(output, fingerprint(steps, source, fmt), resume)
     prepare(steps)
     drops = manifest.drops()
@@ -279,7 +344,7 @@ def run_parallel(
     def drop_paths() -> dict[int, str]:
         return {i: str(output / g["drops"]) for i, g in manifest.globals.items()}
 
-    with _pool(steps, source, workers) as pool:
+    with _pool(steps, source, workers, context, env) as pool:
         previous: int | None = None
         for position in global_positions(steps):
             if position in drops:

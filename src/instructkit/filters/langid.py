@@ -457,6 +457,12 @@ class LangID(Filter):
         if not 0.0 <= float(min_score) <= 1.0:
             raise ValueError(f"langid: min_score must be in [0, 1], got {min_score!r}")
 
+    @classmethod
+    def preload(cls) -> None:
+        """Load the packaged lid.176 model (a step with its own ``model_path`` loads that
+        one on its first batch)."""
+        load_model(None)
+
     # prediction ---------------------------------------------------------------------------
     def predict(self, frame: pl.DataFrame) -> pl.DataFrame:
         """The columns this step adds, one row per row of ``frame``; no thresholds applied.
