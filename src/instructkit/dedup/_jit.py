@@ -266,7 +266,7 @@ def compact(src, src_starts, counts, out_starts, out):
             out[o + i] = src[s + i]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def bucket_edges(keys, active, first, other):
     """Link each member of a bucket (equal key) to the bucket's first member (lowest
     index): a star per bucket keeps the edge count linear. Open addressing over a table

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -136,14 +138,26 @@ Candidates = Callable[[Bands], tuple[np.ndarray, np.ndarray]]
 
 
 def band_candidates(bands: Bands) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate pairs found in this process, one band at a time (the default)."""
+    """Candidate pairs found in this process (the default): the bands are grouped on
+    polars' share of the cores, as many at once as it has threads (the kernel releases the
+    GIL), and their edges joined in band order."""
     active = np.concatenate([bands.active(k) for k in range(len(bands.parts))])
     per_part = [bands.keys(k) for k in range(len(bands.parts))]
+    threads = pl.thread_pool_size()
     left, right = [], []
-    for _ in range(bands.banding[0]):
-        a, b = K.bucket_edges(np.concatenate([next(keys) for keys in per_part]), active)
-        left.append(a)
-        right.append(b)
+    with ThreadPoolExecutor(threads) as pool:
+        pending: deque[Future[tuple[np.ndarray, np.ndarray]]] = deque()
+        for _ in range(bands.banding[0]):
+            # the keys of a band are read when a thread is free for it, not all at once
+            pending.append(pool.submit(K.bucket_edges, np.concatenate([next(keys) for keys in per_part]), active))
+            if len(pending) >= threads:
+                a, b = pending.popleft().result()
+                left.append(a)
+                right.append(b)
+        for future in pending:
+            a, b = future.result()
+            left.append(a)
+            right.append(b)
     empty = np.empty(0, np.int64)
     return (np.concatenate(left) if left else empty), (np.concatenate(right) if right else empty)
 
