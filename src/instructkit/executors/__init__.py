@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from instructkit.executors.local import FORMATS, RunResult, as_source, run_local
-from instructkit.executors.parallel import resolve_workers, run_parallel
+from instructkit.executors.parallel import (
+    resolve_workers,
+    run_parallel,
+    start_workers_context,
+    worker_env,
+)
 from instructkit.transform import Transform
 
 __all__ = ["run", "RunResult"]
@@ -78,6 +83,9 @@ def run(
     if executor != "ray" and spill is not None:
         raise ValueError("spill= is for the Ray executor; the local executor always spills between passes")
     n_workers = resolve_workers(workers)
+    if executor == "local" and n_workers > 1:
+        # the workers' server loads the steps while the source is listed
+        start_workers_context(steps, worker_env(n_workers))
     src = as_source(source, batch_size)
     if n_workers > 1:
         n_workers = min(n_workers, len(src.splits()))

@@ -8,9 +8,27 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from instructkit.transform import Transform
 
 #: The environment variable the executor names the step classes in for the server.
 PRELOAD_ENV = "INSTRUCTKIT_PRELOAD"
+
+
+def class_names(steps: Sequence[Transform]) -> str:
+    """The ``INSTRUCTKIT_PRELOAD`` value naming the classes of ``steps``; classes of
+    ``__main__`` are left out (another process cannot import them by that name).
+
+    Example:
+        >>> import instructkit as ik
+        >>> class_names([ik.dedup.exact(), ik.normalize(), ik.dedup.exact()])
+        'instructkit.dedup.exact:Exact,instructkit.filters.normalize:Normalize'
+    """
+    classes = {type(s) for s in steps if type(s).__module__ != "__main__"}
+    return ",".join(sorted(f"{c.__module__}:{c.__qualname__}" for c in classes))
 
 
 def preload(spec: str) -> list[str]:

@@ -47,7 +47,7 @@ import polars as pl
 from instructkit._progress import progress
 from instructkit.dataset import Dataset
 from instructkit.dedup._spill import spill_to
-from instructkit.executors._preload import PRELOAD_ENV
+from instructkit.executors._preload import PRELOAD_ENV, class_names
 from instructkit.executors.ids import IdLedger, hash_ids
 from instructkit.executors.local import (
     FrameSource,
@@ -225,11 +225,9 @@ def start_workers_context(steps: Sequence[Transform], env: Mapping[str, str]) ->
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     if _SERVER_ENV is None and not _server_running():
-        classes = {type(s) for s in steps if type(s).__module__ != "__main__"}  # the server cannot import __main__
-        names = ",".join(sorted(f"{c.__module__}:{c.__qualname__}" for c in classes))
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["instructkit.executors._preload"])
-        with _environment({**env, PRELOAD_ENV: names}):
+        with _environment({**env, PRELOAD_ENV: class_names(steps)}):
             forkserver.ensure_running()
         _SERVER_ENV = dict(env)
     if _SERVER_ENV == dict(env) and _server_running():

@@ -41,7 +41,6 @@ Records flow through Ray Data as Arrow blocks:
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
@@ -66,6 +65,7 @@ except ImportError as e:  # pragma: no cover - depends on the install
 
 from instructkit.dataset import Dataset
 from instructkit.dedup._spill import spill_to
+from instructkit.executors._preload import class_names, preload
 from instructkit.executors.ids import IdLedger, hash_ids
 from instructkit.executors.local import (
     Manifest,
@@ -366,24 +366,21 @@ def run_ray(
 
 
 @ray.remote(num_cpus=1)
-def _import(modules: list[str]) -> int:
-    for name in modules:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            # a warm-up only: the pass's own task then fails on this import and reports it
-            pass
+def _preload(classes: str) -> int:
+    # a warm-up only: what fails here fails again, with its context, in the pass's own task
+    preload(classes)
     return os.getpid()
 
 
 def _warm_up(steps: Sequence[Transform]) -> None:
-    """Have the idle workers import what the steps need (polars, numba, fastText, ...) now,
-    while the driver starts the run's first Ray Data dataset (about a second on a fresh
-    driver), rather than in the first pass's tasks. Not waited for."""
-    modules = sorted({type(step).__module__ for step in steps} | {__name__})
+    """Have the idle workers import the steps' modules and call each class's
+    :meth:`~instructkit.transform.Transform.preload` (numba, the fastText model) now, while
+    the driver starts the run's first Ray Data dataset (about a second on a fresh driver),
+    rather than in the first pass's tasks. Not waited for."""
+    classes = class_names(steps)
     cpus = int(ray.available_resources().get("CPU", 1))
     for _ in range(max(1, cpus)):
-        _import.remote(modules)
+        _preload.remote(classes)
 
 
 def alive_nodes() -> int:
