@@ -892,3 +892,16 @@ def test_workers_start_with_the_steps_preloaded(tmp_path: Path) -> None:
                            env={**os.environ, "INSTRUCTKIT_QUIET": "1"})
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.strip().splitlines()[-1] == "['True']"
+
+
+def test_a_run_needing_other_thread_settings_spawns_its_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The workers' server keeps the thread settings it started with: a run that needs
+    others gets spawned workers, and the same records."""
+    from instructkit.executors import parallel
+
+    steps = [ik.normalize(), ik.dedup.exact()]
+    env = parallel.worker_env(2)
+    monkeypatch.setattr(parallel, "_SERVER_ENV", {k: "7" for k in env})
+    assert parallel.start_workers_context(steps, env).get_start_method() == "spawn"
+    ds = ik.Dataset.from_records([{"instruction": f"Task {i % 4}.", "output": "ok"} for i in range(10)], source="t")
+    assert run(steps, ds, batch_size=3, workers=2).dataset.to_polars().equals(ds.pipe(*steps).to_polars())
