@@ -117,7 +117,7 @@ class Transform:
 
         Example:
             >>> import instructkit as ik
-            >>> ik.dedup.minhash.preload()  # the MinHash kernels are loaded in this process
+            >>> ik.dedup.minhash.preload()  # numba is started in this process
         """
 
     def shared_state(self) -> Any:

@@ -144,22 +144,19 @@ def band_candidates(bands: Bands) -> tuple[np.ndarray, np.ndarray]:
     active = np.concatenate([bands.active(k) for k in range(len(bands.parts))])
     per_part = [bands.keys(k) for k in range(len(bands.parts))]
     threads = pl.thread_pool_size()
-    left, right = [], []
+    edges: list[tuple[np.ndarray, np.ndarray]] = []
     with ThreadPoolExecutor(threads) as pool:
         pending: deque[Future[tuple[np.ndarray, np.ndarray]]] = deque()
         for _ in range(bands.banding[0]):
             # the keys of a band are read when a thread is free for it, not all at once
             pending.append(pool.submit(K.bucket_edges, np.concatenate([next(keys) for keys in per_part]), active))
             if len(pending) >= threads:
-                a, b = pending.popleft().result()
-                left.append(a)
-                right.append(b)
-        for future in pending:
-            a, b = future.result()
-            left.append(a)
-            right.append(b)
-    empty = np.empty(0, np.int64)
-    return (np.concatenate(left) if left else empty), (np.concatenate(right) if right else empty)
+                edges.append(pending.popleft().result())
+        edges += [future.result() for future in pending]
+    if not edges:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    left, right = zip(*edges, strict=True)
+    return np.concatenate(left), np.concatenate(right)
 
 
 class MinHash(Against, Global):

@@ -12,17 +12,18 @@ the :class:`~instructkit.executors.ids.IdLedger`, gathers the global step's stat
 
 Workers fork from a server process (the ``forkserver`` start method; ``spawn`` where the OS
 lacks it): a plain ``fork`` of the driver would copy polars' and numba's thread pools
-unsafely, and spawning imports everything again in each worker. The server starts while
-the driver prepares the steps; it imports the steps' classes and calls their
-:meth:`~instructkit.transform.Transform.preload` (numba and its compiled kernels, the
-language-ID model), so that cost is paid once, not once per worker. It lives as long as the
-driver process and serves later runs that need the same thread settings; a run that needs
-other settings, or a server someone else started, gets spawned workers. Each gets the steps once, when it starts, with the state
-their :meth:`~instructkit.transform.Transform.shared_state` built on the driver (such as
+unsafely, and spawning imports everything again in each worker. The server starts as the
+run starts, while the driver lists the source and prepares the steps; it imports the
+steps' classes and calls their :meth:`~instructkit.transform.Transform.preload` (numba,
+the language-ID model), so that cost is paid once, not once per worker. It lives as long
+as the driver process and serves later runs that need the same thread settings; a run
+that needs other settings, or a server someone else started, gets spawned workers. Each
+worker gets the steps once, when it starts, with the state their
+:meth:`~instructkit.transform.Transform.shared_state` built on the driver (such as
 decontamination's n-gram index); decided drops are read by each worker from the run folder
-(``state/global-N.parquet``) the first time a pass needs them. A worker holds one batch at a
-time and at most ``2 * workers`` batches are handed out at once, so memory is bounded by the
-batch size, not by the corpus.
+(``state/global-N.parquet``) the first time a pass needs them. A worker holds one batch at
+a time and at most ``2 * workers`` batches are handed out at once, so memory is bounded by
+the batch size, not by the corpus.
 """
 
 from __future__ import annotations
