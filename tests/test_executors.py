@@ -561,6 +561,11 @@ def test_scan_rejects_unknown_files(tmp_path: Path) -> None:
 BENCH_ITEM = "Natalia sold clips to forty eight of her friends in April and then half as many in May"
 
 
+#: Outputs already in another set: exact dedup drops them (some are MinHash's near duplicates
+#: of others, so MinHash must decide without them)
+SEEN_OUTPUTS = ik.Dataset.from_records([{"instruction": "seen", "output": f"answer {i}"} for i in range(0, 250, 7)])
+
+
 @pytest.fixture()
 def mixed_inputs(tmp_path: Path) -> Scan:
     """A JSONL file with a bad line and a Parquet file holding a benchmark item."""
@@ -585,9 +590,11 @@ def test_ray_equals_local(mixed_inputs: Scan, tmp_path: Path, monkeypatch: pytes
 
     dedup = require("instructkit.dedup")
     toy = ik.benchmarks.from_records("toy", [{"q": BENCH_ITEM}], ["q"])
+    # exact dedup and MinHash are observed in one pass
     steps = [
         *STEPS,
         ik.decontaminate([toy], n=5),
+        dedup.exact(fields=("output",), against=SEEN_OUTPUTS),
         dedup.minhash(threshold=0.6, num_perm=32, unit="char", ngram=3, fields=("output",)),
     ]
     local = run(steps, mixed_inputs, output=tmp_path / "local")
@@ -621,12 +628,13 @@ def test_ray_equals_local(mixed_inputs: Scan, tmp_path: Path, monkeypatch: pytes
         assert result.report().drop("seconds").equals(local.report().drop("seconds"))
     # every kind of removal crossed the Ray boundary: a read error, a filter, three global steps
     steps_seen = set(local_removed["step"])
-    assert {"read", "test.min_chars", "test.first_of_text", "decontaminate", "dedup.minhash"} <= steps_seen
+    assert {"read", "test.min_chars", "test.first_of_text", "decontaminate", "dedup.exact", "dedup.minhash"} <= steps_seen
     assert len(nothing.shards) == 1 and nothing.records_out == 0
     # one node: every pass after the first started from a spill (deleted when done), and
     # MinHash grouped its band hashes on the driver
     manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
     assert all(g["spill"] for g in manifest["globals"].values())
+    assert manifest["globals"]["6"]["spill"] == manifest["globals"]["5"]["spill"] == "state/spill-5"
     assert not list((tmp_path / "ray" / "state").glob("spill-*"))
     (shuffle,) = [g["shuffle"] for g in manifest["globals"].values() if g["step"] == "dedup.minhash"]
     assert shuffle["where"] == "driver" and shuffle["pairs"] > 0 and shuffle["partitions"] == 0
@@ -713,11 +721,14 @@ def _shards(folder: Path) -> dict[str, Any]:
 def test_workers_write_the_bytes_of_one_worker(mixed_inputs: Scan, tmp_path: Path, fmt: str) -> None:
     dedup = pytest.importorskip("instructkit.dedup")
     toy = ik.benchmarks.from_records("toy", [{"q": BENCH_ITEM}], ["q"])
-    steps = [*STEPS, ik.decontaminate([toy], n=5),
+    steps = [*STEPS, ik.decontaminate([toy], n=5), dedup.exact(fields=("output",), against=SEEN_OUTPUTS),
              dedup.minhash(threshold=0.6, num_perm=32, unit="char", ngram=3, fields=("output",))]
     one = run(steps, mixed_inputs, output=tmp_path / "one", format=fmt)
     two = run(steps, mixed_inputs, output=tmp_path / "two", format=fmt, workers=2)
     assert one.records_out == two.records_out and two.records_out > 0
+    # exact dedup and MinHash shared a pass, with the records of running them in turn
+    memory = ik.Dataset(pl.concat(list(mixed_inputs))).pipe(*steps)
+    assert two.to_dataset().to_polars().equals(memory.to_polars())
     assert one.records_in == two.records_in == 321  # 250 + a bad line + 70
     assert _files(tmp_path / "one") == _files(tmp_path / "two")
     assert _shards(tmp_path / "one") == _shards(tmp_path / "two")
@@ -905,3 +916,113 @@ def test_a_run_needing_other_thread_settings_spawns_its_workers(monkeypatch: pyt
     assert parallel.start_workers_context(steps, env).get_start_method() == "spawn"
     ds = ik.Dataset.from_records([{"instruction": f"Task {i % 4}.", "output": "ok"} for i in range(10)], source="t")
     assert run(steps, ds, batch_size=3, workers=2).dataset.to_polars().equals(ds.pipe(*steps).to_polars())
+
+
+# --- adjacent global steps observed in one pass --------------------------------------------
+
+_FOX = "the quick brown fox jumps over the lazy dog while the farmer counts his sheep in the valley"
+_PASTA = "other text about cooking pasta with tomato sauce and basil leaves tonight"
+# record 2 is an exact duplicate of record 0 (after normalizing) and the longest text of its
+# near-duplicate cluster: a MinHash that saw it would keep it and drop records 0 and 3
+_CHAIN = [
+    {"instruction": _FOX, "output": "a"},
+    {"instruction": _PASTA, "output": "b"},
+    {"instruction": _FOX.upper().replace(" ", "  ") + " !!!", "output": "a"},
+    {"instruction": _FOX.replace("farmer", "fermer"), "output": "a"},
+    {"instruction": _PASTA + ".", "output": "b"},
+]
+
+
+def _chain_steps() -> list[Any]:
+    dedup = require("instructkit.dedup")
+    return [Shout(field="output"), dedup.exact(), dedup.minhash(keep="longest", threshold=0.5), MinChars(min_chars=1)]
+
+
+def _removed(dataset: ik.Dataset) -> list[tuple[Any, ...]]:
+    return sorted(dataset.removed.select("id", "step", "reason", "detail").rows())
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_adjacent_global_steps_share_one_pass(tmp_path: Path, workers: int) -> None:
+    """Exact dedup and MinHash are observed in one pass; MinHash decides without the
+    records exact dedup dropped, so the result is that of running them one after the other."""
+    ds = ik.Dataset.from_records(_CHAIN)
+    steps = _chain_steps()
+    expected = ds.pipe(*steps)
+    result = run(steps, ds, batch_size=2, output=tmp_path / "run", workers=workers)
+    got = result.to_dataset()
+    assert got.to_polars()["id"].to_list() == expected.to_polars()["id"].to_list() == ["records:0", "records:1"]
+    assert _removed(got) == _removed(expected)
+    assert result.report().drop("seconds").equals(expected.report().drop("seconds"))
+    globals_ = json.loads((tmp_path / "run" / "manifest.json").read_text())["globals"]
+    assert globals_["1"]["spill"] == globals_["2"]["spill"] == "state/spill-1"
+    assert globals_["1"]["spill_before"] == globals_["2"]["spill_before"] == 1
+
+
+def test_leaving_out_what_the_step_before_dropped_is_what_makes_one_pass_right(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without ``without``, MinHash would keep the exact duplicate and drop both others."""
+    from instructkit.dedup.minhash import MinHash
+
+    ds = ik.Dataset.from_records(_CHAIN)
+    steps = _chain_steps()
+    monkeypatch.setattr(MinHash, "without", lambda self, state, ids: state)
+    assert run(steps, ds, batch_size=2, output=tmp_path / "run").records_out == 0
+    assert len(ds.pipe(*steps)) == 2
+
+
+def test_a_run_killed_between_the_decisions_of_one_pass_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from instructkit.executors.local import Manifest
+
+    ds = ik.Dataset.from_records(_CHAIN)
+    steps = _chain_steps()
+    record = Manifest.record_global
+
+    def killed_after_the_first(self: Manifest, position: int, drops: pl.DataFrame, entry: dict[str, Any]) -> None:
+        if position == 2:
+            raise KeyboardInterrupt("killed")
+        record(self, position, drops, entry)
+
+    with monkeypatch.context() as m:
+        m.setattr(Manifest, "record_global", killed_after_the_first)
+        with pytest.raises(KeyboardInterrupt):
+            run(steps, ds, batch_size=2, output=tmp_path / "run")
+    globals_ = json.loads((tmp_path / "run" / "manifest.json").read_text())["globals"]
+    assert list(globals_) == ["1"] and (tmp_path / "run" / "state" / "spill-1").is_dir()
+    # the resumed run observes MinHash alone, from the spill of the pass that observed both
+    resumed = run(steps, ds, batch_size=2, output=tmp_path / "run", workers=2)
+    expected = ds.pipe(*steps)
+    assert resumed.to_dataset().to_polars()["id"].to_list() == expected.to_polars()["id"].to_list()
+    assert _removed(resumed.to_dataset()) == _removed(expected)
+    globals_ = json.loads((tmp_path / "run" / "manifest.json").read_text())["globals"]
+    assert globals_["2"]["spill"] == "state/spill-2" and globals_["2"]["spill_before"] == 2
+    assert not list((tmp_path / "run" / "state").glob("spill-*"))
+
+
+class FlagFirstOfText(FirstOfText):
+    """FirstOfText that flags instead of dropping: it adds a column, so no step may be
+    observed in its pass."""
+
+    name = "test.flag_first_of_text"
+
+    def apply_decision(self, frame: pl.DataFrame, drops: pl.DataFrame) -> pl.DataFrame:
+        return frame.with_columns(pl.col("id").is_in(drops["id"].implode()).alias("flagged"))
+
+
+def test_which_global_steps_share_a_pass() -> None:
+    from instructkit.executors.local import observe_plan
+
+    dedup = require("instructkit.dedup")
+    exact, minhash = dedup.exact(), dedup.minhash()
+    assert observe_plan([exact, minhash, exact], {}) == [[0, 1, 2]]
+    # a step that does not observe per record, or one after a step that flags, gets its own pass
+    assert observe_plan([exact, FirstOfText(), minhash], {}) == [[0], [1, 2]]
+    assert observe_plan([FlagFirstOfText(), minhash], {}) == [[0], [1]]
+    assert observe_plan([exact, Shout(), minhash], {}) == [[0], [2]]
+    # decided steps stay grouped as they ran: by the spill their next pass starts from
+    ran_together = {0: {"spill_before": 0}, 1: {"spill_before": 0}}
+    ran_apart = {0: {"spill_before": 0}, 1: {"spill_before": 1}}
+    assert observe_plan([exact, minhash], ran_together) == [[0, 1]]
+    assert observe_plan([exact, minhash], ran_apart) == [[0], [1]]
+    assert observe_plan([exact, minhash], {0: {"spill_before": 0}}) == [[0], [1]]

@@ -276,7 +276,10 @@ class Global(Transform):
       on a given executor (MinHash groups band hashes with a Ray Data shuffle), and what
       it did, for the run's manifest;
     - :meth:`apply_decision`: how a decision changes one batch (drop, or flag);
-    - :attr:`decides_per_record`: the verdict on a record depends on its own state only.
+    - :attr:`decides_per_record`: the verdict on a record depends on its own state only;
+    - :attr:`observes_per_record` / :meth:`without`: a batch's state is made of its
+      records' states, so the step can be observed in the same pass as the global step
+      right before it, leaving out afterwards what that one dropped.
     """
 
     kind: ClassVar[Kind] = "global"
@@ -288,6 +291,15 @@ class Global(Transform):
     #: A step whose parameters can make the verdict depend on other records (dedup,
     #: selection, sampling) leaves it False.
     decides_per_record: ClassVar[bool] = False
+    #: True when :meth:`observe`'s state of a batch is made of each record's own state
+    #: (hashes, signatures), never of the records' mix, and :meth:`without` leaves records
+    #: out of it. Executors then observe the step in the same pass as a global step right
+    #: before it (one pass over the corpus instead of two, and one spill less) and, once
+    #: that one has decided, hand this one's states :meth:`without` the records it dropped:
+    #: the same decision as observing only the records that reached it. Only a step whose
+    #: :meth:`apply_decision` is the default (drop, add no column) is observed together
+    #: with the step after it.
+    observes_per_record: ClassVar[bool] = False
 
     def observe(self, batch: pl.DataFrame) -> Any:
         """Compact state for one batch (no texts)."""
@@ -307,6 +319,11 @@ class Global(Transform):
         """What the objects from :meth:`decide_options` did during ``decide`` (for the
         run's manifest, JSON values). Default ``{}``."""
         return {}
+
+    def without(self, state: Any, ids: pl.Series) -> Any:
+        """``state`` (of one batch, from :meth:`observe`) as if the records ``ids`` had not
+        been in the batch; needed only when :attr:`observes_per_record` is True."""
+        raise TypeError(f"{type(self).__name__} must implement without(state, ids) when observes_per_record is True")
 
     def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
         return self.apply_decision(frame, self.decide([self.observe(frame)]))

@@ -58,6 +58,7 @@ class Exact(Against, Global):
 
     name: ClassVar[str] = "dedup.exact"
     decide_params: ClassVar[tuple[str, ...]] = ("keep", "against")
+    observes_per_record: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -144,6 +145,19 @@ class Exact(Against, Global):
             pl.col("key").hash(_SEEDS[1]).alias("h2"),
             pl.col("text").str.len_chars().cast(pl.Int64).alias("length"),
         )
+
+    def without(self, state: pl.DataFrame, ids: pl.Series) -> pl.DataFrame:
+        """``state`` without the rows of the records ``ids``.
+
+        Example:
+            >>> import instructkit as ik
+            >>> step = ik.dedup.exact()
+            >>> frame = ik.Dataset.from_records([{"instruction": "a", "output": "b"}] * 3).to_polars()
+            >>> state = step.observe(frame)
+            >>> len(step.decide([state])), len(step.decide([step.without(state, frame["id"][:2])]))
+            (2, 0)
+        """
+        return state.filter(~pl.col("id").is_in(ids.implode()))
 
     def decide(self, states: list[Any]) -> pl.DataFrame:
         """Group the hashes; every record that is not its group's kept one is dropped."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -51,9 +52,16 @@ class Signatures:
     has_hashes: bool  # the spill file holds the shingle hashes
     has_signatures: bool  # it starts with the signatures (observe stores them only without hashes)
     band_offset: int  # byte offset of the (bands x records) uint64 band hashes in the file
+    left_out: np.ndarray | None = None  # bool per record: left out by MinHash.without, takes no part
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def active(self) -> np.ndarray:
+        """Records that take part in the buckets: an empty text is never a duplicate, and
+        a record left out (:meth:`MinHash.without`) is as if it had not been observed."""
+        on = self.shingles > 0
+        return on if self.left_out is None else on & ~self.left_out
 
     def ram_bytes(self) -> int:
         """Bytes this state holds in memory (ids, shingle counts, text lengths).
@@ -117,8 +125,8 @@ class Bands:
         return self.reader.offsets[:-1]
 
     def active(self, k: int) -> np.ndarray:
-        """Records of part ``k`` that take part (an empty text is never a duplicate)."""
-        return self.parts[k].shingles > 0
+        """Records of part ``k`` that take part (see :meth:`Signatures.active`)."""
+        return self.parts[k].active()
 
     def keys(self, k: int) -> Iterator[np.ndarray]:
         """The uint64 hashes of part ``k``, one band after the other: read from its spill
@@ -214,6 +222,7 @@ class MinHash(Against, Global):
 
     name: ClassVar[str] = "dedup.minhash"
     decide_params: ClassVar[tuple[str, ...]] = ("threshold", "bands", "rows", "keep", "against")
+    observes_per_record: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -306,6 +315,24 @@ class MinHash(Against, Global):
             has_signatures=not exact,
             band_offset=stored.nbytes,  # type: ignore[union-attr]
         )
+
+    def without(self, state: Signatures, ids: pl.Series) -> Signatures:
+        """``state`` with the records ``ids`` left out: they stay in place (the spill file
+        is not rewritten) but take part in no bucket, so they join no cluster and are
+        never dropped, as if they had not been observed.
+
+        Example:
+            >>> import instructkit as ik
+            >>> step = ik.dedup.minhash()
+            >>> frame = ik.Dataset.from_records([{"instruction": "say hello to the whole wide world", "output": "hi"}] * 3).to_polars()
+            >>> state = step.observe(frame)
+            >>> len(step.decide([state])), len(step.decide([step.without(state, frame["id"][:2])]))
+            (2, 0)
+        """
+        out = state.ids.is_in(ids.implode()).to_numpy()
+        if state.left_out is not None:
+            out |= state.left_out
+        return dataclasses.replace(state, left_out=out)
 
     def _verify_mode(self) -> str:
         return {True: "exact", False: "none"}.get(self.verify, self.verify)  # type: ignore[arg-type]

@@ -6,7 +6,8 @@ selection) run in two phases: a pass over every batch calls ``observe`` (compact
 only: hashes, signatures, index hits), then ``decide`` turns the states into the ids to
 drop, which the next pass applies like a filter. The pass that observes a global step
 spills the batches it produced (:mod:`instructkit.executors.spill`), and the next pass
-starts from there, so every step runs once per record. A global step that decides per
+starts from there, so every step runs once per record. Global steps right after one
+another share a pass when they can (:func:`observe_plan`). A global step that decides per
 record (:attr:`~instructkit.transform.Global.decides_per_record`: decontamination) needs no
 pass: it runs on each batch like a filter.
 
@@ -17,8 +18,9 @@ The output folder holds::
     data/part-00000.parquet  kept records of batch 0 (or .jsonl)
     removed/part-00000.parquet  removed log of batch 0 (read errors included)
     state/global-3.parquet   rows dropped by the global step at position 3
-    state/spill-3/           batches entering the pass after step 3 (deleted when done; not
-                             written while a redacting step such as pii.scrub is still ahead)
+    state/spill-3/           batches entering step 3, for the pass after the one that observed
+                             it (deleted when done; not written while a redacting step such
+                             as pii.scrub is still ahead)
     state/ids-00000.npy      64-bit hashes of batch 0's ids (pipelines without global steps)
     state/tmp/               spill files of global steps (MinHash signatures), while they run
 
@@ -44,7 +46,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -59,7 +61,7 @@ from instructkit.executors.spill import drop_spill, read_spill, spill_folder, sp
 from instructkit.history import StepRecord, as_dicts, merge_histories
 from instructkit.io.read import read_entry
 from instructkit.schema import SCHEMA, conform, empty_removed
-from instructkit.transform import Transform
+from instructkit.transform import Global, Transform
 
 MANIFEST = "manifest.json"
 FORMATS = ("parquet", "jsonl")
@@ -193,6 +195,44 @@ def global_positions(steps: Sequence[Transform]) -> list[int]:
 def needs_pass(step: Transform) -> bool:
     """Whether ``step`` must observe every batch before deciding (a pass of its own)."""
     return step.kind == "global" and not getattr(step, "decides_per_record", False)
+
+
+def observe_plan(steps: Sequence[Transform], decided: Mapping[int, dict[str, Any]]) -> list[list[int]]:
+    """The global steps that need a pass (:func:`global_positions`), grouped by the pass
+    that observes them.
+
+    A global step joins the pass of the one right before it (nothing between them) when it
+    :attr:`~instructkit.transform.Global.observes_per_record` and that one's
+    ``apply_decision`` is the default (it drops, adds no column): the pass observes both on
+    the same batches, and the second decides on its states
+    :meth:`~instructkit.transform.Global.without` what the first dropped. ``decided`` is the
+    manifest's entries of steps decided before (a resumed run): those stay grouped as
+    they ran, by the spill their next pass starts from.
+
+    Example:
+        >>> import instructkit as ik
+        >>> steps = [ik.normalize(), ik.dedup.exact(), ik.dedup.minhash(), ik.langid(), ik.dedup.exact()]
+        >>> observe_plan(steps, {})
+        [[1, 2], [4]]
+    """
+    groups: list[list[int]] = []
+    for position in global_positions(steps):
+        last = groups[-1] if groups else None
+        if last is not None and last[-1] == position - 1 and _together(steps, decided, last[0], position):
+            last.append(position)
+        else:
+            groups.append([position])
+    return groups
+
+
+def _together(steps: Sequence[Transform], decided: Mapping[int, dict[str, Any]], head: int, position: int) -> bool:
+    if head in decided or position in decided:
+        return (head in decided and position in decided
+                and decided[position].get("spill_before", position) == head)
+    before = steps[position - 1]
+    return bool(getattr(steps[position], "observes_per_record", False)) and (
+        type(before).apply_decision is Global.apply_decision
+    )
 
 
 def prepare(steps: Sequence[Transform]) -> None:
@@ -542,27 +582,39 @@ def run_local(
     return manifest.result(skipped=len(done), seconds=time.perf_counter() - started)
 
 
-def record_decision(
+def record_decisions(
     manifest: Manifest,
-    step: Transform,
-    position: int,
-    states: list[Any],
-    seconds: float,
+    steps: Sequence[Transform],
+    group: list[int],
+    states: dict[int, list[Any]],
+    seconds: dict[int, float],
     batches: list[int],
     spill: Path | None,
     drops: dict[int, pl.DataFrame],
     executor: str = "local",
 ) -> None:
-    """Decide the global step at ``position`` over its batches' states (in the driver), put
-    the drops in ``drops`` and record them, with the time spent and the spill, in the manifest
-    (``executor`` names the executor to the step's ``decide_options``)."""
-    t0 = time.perf_counter()
-    options = step.decide_options(executor)  # type: ignore[attr-defined]
-    drops[position] = decide(step, states, **options)
-    entry = {"step": step.name, "seconds": seconds + time.perf_counter() - t0, "batches": batches,
-             "spill": None if spill is None else str(spill.relative_to(manifest.out)),
-             **step.decide_stats(options)}  # type: ignore[attr-defined]
-    manifest.record_global(position, drops[position], entry)
+    """Decide the global steps of ``group`` (one pass of :func:`observe_plan`) over their
+    batches' states, in the driver and in order, each on its states without the records
+    the ones before it dropped. Put the drops in ``drops`` and record them, with the time
+    spent and the spill (which holds the batches entering ``group[0]``), in the manifest
+    (``executor`` names the executor to the steps' ``decide_options``). ``states`` is
+    emptied as it goes."""
+    gone: list[pl.Series] = []
+    for position in group:
+        step = steps[position]
+        t0 = time.perf_counter()
+        mine = states.pop(position)
+        if gone:
+            dropped = pl.concat(gone)
+            mine = [step.without(state, dropped) for state in mine]  # type: ignore[attr-defined]
+        options = step.decide_options(executor)  # type: ignore[attr-defined]
+        drops[position] = decide(step, mine, **options)
+        del mine
+        entry = {"step": step.name, "seconds": seconds[position] + time.perf_counter() - t0, "batches": batches,
+                 "spill": None if spill is None else str(spill.relative_to(manifest.out)),
+                 "spill_before": group[0], **step.decide_stats(options)}  # type: ignore[attr-defined]
+        manifest.record_global(position, drops[position], entry)
+        gone.append(drops[position]["id"])
 
 
 def _observe_passes(
@@ -577,32 +629,39 @@ def _observe_passes(
     return the position of the last one, whose spill (if any) feeds the final pass."""
     previous: int | None = None
     checking: IdLedger | None = ledger  # ids are checked on the first pass over the source
-    for position in global_positions(steps):
-        if position in drops:
+    for group in observe_plan(steps, manifest.globals):
+        if group[0] in drops:
             checking = None  # a finished pass checked them
         else:
-            step = steps[position]
-            states, seconds, batches = [], 0.0, []
-            spill = spill_folder(output, steps, position)
+            states: dict[int, list[Any]] = {p: [] for p in group}
+            seconds = dict.fromkeys(group, 0.0)
+            batches = []
+            spill = spill_folder(output, steps, group[0])
             first = spilled(manifest, previous)
             for index, dataset in progress(
                 _stage_input(source, manifest, first, (), checking if first is None else None),
-                desc=f"observe {step.name}", unit="batch",
+                desc=f"observe {pass_name(steps, group)}", unit="batch",
             ):
-                dataset = run_steps(steps, dataset, drops, start=0 if first is None else first, stop=position)
-                t0 = time.perf_counter()
-                states.append(step.observe(dataset.to_polars()))
-                seconds += time.perf_counter() - t0
+                dataset = run_steps(steps, dataset, drops, start=0 if first is None else first, stop=group[0])
+                frame = dataset.to_polars()
+                for position in group:
+                    t0 = time.perf_counter()
+                    states[position].append(steps[position].observe(frame))
+                    seconds[position] += time.perf_counter() - t0
                 if spill is not None:
                     write_spill(spill, index, dataset)
                 batches.append(index)
             checking = None
-            record_decision(manifest, step, position, states, seconds, batches, spill, drops)
-            del states
+            record_decisions(manifest, steps, group, states, seconds, batches, spill, drops)
         drop_spill(manifest, previous)
-        previous = position
+        previous = group[-1]
 
     return previous
+
+
+def pass_name(steps: Sequence[Transform], group: list[int]) -> str:
+    """The steps an observe pass observes, for its progress bar (``dedup.exact+dedup.minhash``)."""
+    return "+".join(steps[p].name for p in group)
 
 
 def _stage_input(

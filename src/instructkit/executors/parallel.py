@@ -57,11 +57,12 @@ from instructkit.executors.local import (
     Source,
     fingerprint,
     from_source,
-    global_positions,
     id_ledger,
+    observe_plan,
+    pass_name,
     prepare,
     read_label,
-    record_decision,
+    record_decisions,
     run_steps,
     write_shard,
 )
@@ -146,28 +147,32 @@ def _task(
     index: int,
     drop_paths: dict[int, str],
     start: int,
-    observe: int | None,
+    observe: list[int] | None,
     check_ids: bool,
     out: str,
     fmt: str,
     spill: str | None,
     scratch: str,
-) -> tuple[bytes | None, Any, float]:
-    """One batch of a pass. With ``observe`` set: the batch through the steps before that
-    global step, its state (and its spill); else through every step to its shards."""
+) -> tuple[bytes | None, Any, list[float]]:
+    """One batch of a pass. With ``observe`` set (the global steps of one pass of
+    :func:`~instructkit.executors.local.observe_plan`): the batch through the steps before
+    them, their states (and its spill); else through every step to its shards."""
     dataset = _load(spec)
     ids = hash_ids(dataset.to_polars()["id"]).tobytes() if check_ids else None
-    drops = _drops(drop_paths, observe)
+    drops = _drops(drop_paths, None if observe is None else observe[0])
     if observe is None:
-        return ids, write_shard(run_steps(_STEPS, dataset, drops, start=start), Path(out), index, fmt), 0.0
-    dataset = run_steps(_STEPS, dataset, drops, start=start, stop=observe)
-    started = time.perf_counter()
+        return ids, write_shard(run_steps(_STEPS, dataset, drops, start=start), Path(out), index, fmt), []
+    dataset = run_steps(_STEPS, dataset, drops, start=start, stop=observe[0])
+    frame = dataset.to_polars()
+    states, seconds = [], []
     with spill_to(scratch):
-        state = _STEPS[observe].observe(dataset.to_polars())
-    seconds = time.perf_counter() - started
+        for position in observe:
+            started = time.perf_counter()
+            states.append(_STEPS[position].observe(frame))
+            seconds.append(time.perf_counter() - started)
     if spill is not None:
         write_spill(Path(spill), index, dataset)
-    return ids, state, seconds
+    return ids, states, seconds
 
 
 # -------------------------------------------------------------------------------------------
@@ -345,32 +350,35 @@ def run_parallel(
 
     with _pool(steps, source, workers, context, env) as pool:
         previous: int | None = None
-        for position in global_positions(steps):
-            if position in drops:
+        for group in observe_plan(steps, manifest.globals):
+            if group[0] in drops:
                 ledger = None
             else:
-                step = steps[position]
-                spill = spill_folder(output, steps, position)
+                spill = spill_folder(output, steps, group[0])
                 first = spilled(manifest, previous)
                 check = ledger is not None and first is None
-                states, seconds, batches = [], 0.0, []
+                states: dict[int, list[Any]] = {p: [] for p in group}
+                seconds = dict.fromkeys(group, 0.0)
+                batches = []
                 results = _ordered(
                     pool, _specs(source, manifest, first, set()), window, drop_paths=drop_paths(),
-                    start=0 if first is None else first, observe=position, check_ids=check,
+                    start=0 if first is None else first, observe=group, check_ids=check,
                     spill=None if spill is None else str(spill), **common,
                 )
-                for index, (ids, state, spent) in progress(results, desc=f"observe {step.name}", unit="batch"):
+                for index, (ids, observed, spent) in progress(
+                    results, desc=f"observe {pass_name(steps, group)}", unit="batch"
+                ):
                     if check:
                         ledger.add(index, np.frombuffer(ids, np.uint64))  # type: ignore[union-attr]
-                    states.append(state)
-                    seconds += spent
+                    for position, state, took in zip(group, observed, spent, strict=True):
+                        states[position].append(state)
+                        seconds[position] += took
                     batches.append(index)
                 ledger = None
                 with spill_to(scratch):
-                    record_decision(manifest, step, position, states, seconds, batches, spill, drops)
-                del states
+                    record_decisions(manifest, steps, group, states, seconds, batches, spill, drops)
             drop_spill(manifest, previous)
-            previous = position
+            previous = group[-1]
         shutil.rmtree(scratch, ignore_errors=True)
 
         done = set(manifest.shards)

@@ -73,11 +73,11 @@ from instructkit.executors.local import (
     Source,
     fingerprint,
     from_source,
-    global_positions,
     id_ledger,
+    observe_plan,
     prepare,
     read_label,
-    record_decision,
+    record_decisions,
     run_steps,
     write_shard,
 )
@@ -274,28 +274,37 @@ def _id_hashes(dataset: Dataset, check_ids: bool) -> bytes:
 
 
 def _observe(
-    batch: pa.Table, job_ref: Any, position: int, start: int, scratch: str, label: str | None, check_ids: bool,
+    batch: pa.Table, job_ref: Any, group: list[int], start: int, scratch: str, label: str | None, check_ids: bool,
     spill: str | None,
 ) -> pa.Table:
     steps, drops = _job(job_ref)
     index, dataset = load(batch, label)
     if index is None:  # an empty split: the driver observes it (see _empty_split)
         return pa.table({SPLIT: pa.array([], pa.int64()), "state": pa.array([], pa.large_binary()),
-                         "seconds": pa.array([], pa.float64()), "ids": pa.array([], pa.large_binary())})
+                         "seconds": pa.array([], pa.large_binary()), "ids": pa.array([], pa.large_binary())})
     ids = _id_hashes(dataset, check_ids)
-    dataset = run_steps(steps, dataset, drops, start=start, stop=position)
-    started = time.perf_counter()
-    with spill_to(scratch):
-        state = steps[position].observe(dataset.to_polars())
-    seconds = time.perf_counter() - started
+    dataset = run_steps(steps, dataset, drops, start=start, stop=group[0])
+    states, seconds = _observe_group(steps, group, dataset, scratch)
     if spill is not None:
         write_spill(Path(spill), index, dataset)
     return pa.table({
         SPLIT: pa.array([index], pa.int64()),
-        "state": pa.array([pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)], pa.large_binary()),
-        "seconds": pa.array([seconds], pa.float64()),
+        "state": pa.array([pickle.dumps(states, protocol=pickle.HIGHEST_PROTOCOL)], pa.large_binary()),
+        "seconds": pa.array([pickle.dumps(seconds)], pa.large_binary()),
         "ids": pa.array([ids], pa.large_binary()),
     })
+
+
+def _observe_group(steps: Sequence[Transform], group: list[int], dataset: Dataset, scratch: Any) -> tuple[list[Any], list[float]]:
+    """The states of one batch for the global steps of ``group``, and the seconds each took."""
+    frame = dataset.to_polars()
+    states, seconds = [], []
+    with spill_to(scratch):
+        for position in group:
+            started = time.perf_counter()
+            states.append(steps[position].observe(frame))
+            seconds.append(time.perf_counter() - started)
+    return states, seconds
 
 
 def _process(
@@ -453,41 +462,41 @@ def _run(
     shutil.rmtree(scratch, ignore_errors=True)
     order = sorted(splits)
     previous: int | None = None
-    for position in global_positions(steps):
-        if position in drops:
+    for group in observe_plan(steps, manifest.globals):
+        if group[0] in drops:
             ledger = None
         else:
-            step = steps[position]
-            spill = spill_folder(output, steps, position) if spill_between else None
+            spill = spill_folder(output, steps, group[0]) if spill_between else None
             first = spilled(manifest, previous)
             check = ledger is not None and first is None
             job = ray.put((list(steps), drops, shared))
-            observed: dict[int, Any] = {}
-            seconds = 0.0
+            observed: dict[int, list[Any]] = {}
+            seconds = dict.fromkeys(group, 0.0)
             # states are unpickled as they arrive, so the driver never holds them twice
-            observing = _map(records(order, first), _observe, job_ref=job, position=position,
+            observing = _map(records(order, first), _observe, job_ref=job, group=group,
                              start=0 if first is None else first, scratch=str(scratch), label=label,
                              check_ids=check, spill=None if spill is None else str(spill))
             for index, row in _rows(observing, order):
                 if check:
                     ledger.add(index, np.frombuffer(row["ids"], np.uint64))  # type: ignore[union-attr]
                 observed[index] = pickle.loads(row.pop("state"))
-                seconds += row["seconds"]
+                for position, took in zip(group, pickle.loads(row["seconds"]), strict=True):
+                    seconds[position] += took
             ledger = None
+            for index in sorted(set(splits) - set(observed)):
+                # an empty split (Ray Data drops empty blocks; a spill marker is never empty)
+                empty = run_steps(steps, _empty_split(source, splits[index]), drops, stop=group[0])
+                observed[index], took = _observe_group(steps, group, empty, scratch)
+                for position, t in zip(group, took, strict=True):
+                    seconds[position] += t
+                if spill is not None:
+                    write_spill(spill, index, empty)
+            states = {p: [observed[i][k] for i in order] for k, p in enumerate(group)}
+            del observed
             with spill_to(scratch):
-                t0 = time.perf_counter()
-                for index in sorted(set(splits) - set(observed)):
-                    # an empty split (Ray Data drops empty blocks; a spill marker is never empty)
-                    empty = run_steps(steps, _empty_split(source, splits[index]), drops, stop=position)
-                    observed[index] = step.observe(empty.to_polars())
-                    if spill is not None:
-                        write_spill(spill, index, empty)
-                states = [observed.pop(i) for i in order]
-                seconds += time.perf_counter() - t0
-                record_decision(manifest, step, position, states, seconds, order, spill, drops, executor="ray")
-            del states
+                record_decisions(manifest, steps, group, states, seconds, order, spill, drops, executor="ray")
         drop_spill(manifest, previous)
-        previous = position
+        previous = group[-1]
 
     shutil.rmtree(scratch, ignore_errors=True)
     done = set(manifest.shards)

@@ -56,8 +56,8 @@ def may_spill(steps: Sequence[Transform], position: int) -> bool:
 
 
 def spill_folder(output: Path, steps: Sequence[Transform], position: int) -> Path | None:
-    """A fresh, empty ``state/spill-<position>`` for the batches leaving the global step at
-    ``position``, or None when they may not be written (:func:`may_spill`): the next pass
+    """A fresh, empty ``state/spill-<position>`` for the batches entering the global step at
+    ``position`` (as its observe pass saw them), or None when they may not be written (:func:`may_spill`): the next pass
     then recomputes them from the source.
 
     Example:
@@ -97,19 +97,22 @@ def read_spill(spill: Path, index: int) -> Dataset:
 
 
 def spilled(manifest: Manifest, position: int | None) -> int | None:
-    """``position`` if the pass of the global step there spilled its batches (the manifest
-    names the folder), else None: the next pass reads the source and runs the steps before
-    that global step again.
+    """Where the next pass starts if the pass that observed the global step at ``position``
+    spilled its batches (the manifest names the folder): the position of the first step
+    that pass observed, since the spill holds the batches entering it. None when it spilled
+    nothing: the next pass reads the source and runs the steps before again.
 
     Example:
         >>> from types import SimpleNamespace
-        >>> m = SimpleNamespace(globals={2: {"spill": "state/spill-2"}, 4: {"spill": None}})
-        >>> spilled(m, 2), spilled(m, 4), spilled(m, None)
-        (2, None, None)
+        >>> m = SimpleNamespace(globals={2: {"spill": "state/spill-2", "spill_before": 2},
+        ...                              3: {"spill": "state/spill-2", "spill_before": 2},
+        ...                              5: {"spill": None}})
+        >>> spilled(m, 2), spilled(m, 3), spilled(m, 5), spilled(m, None)
+        (2, 2, None, None)
     """
     if position is None or not manifest.globals[position].get("spill"):
         return None
-    return position
+    return int(manifest.globals[position].get("spill_before", position))
 
 
 def drop_spill(manifest: Manifest, position: int | None) -> None:
