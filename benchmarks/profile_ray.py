@@ -5,7 +5,7 @@
 The five steps of docs/scaling.md (normalize, quality, dedup.exact, dedup.minhash,
 langid(keep=["en"])) on ``ik.synth.corpus(N, seed=0)``, a local Ray instance with
 ``num_cpus=2``. The executor's ``_rows`` (one pass: plan, read or spill, steps, results
-back) and ``record_decision`` (decide on the driver) are wrapped with timers; ``--spill``
+back) and ``record_decisions`` (the decisions of one pass, on the driver) are wrapped with timers; ``--spill``
 and ``--where`` force the one-node choices off (``--spill off --where cluster``: the
 executor as before they existed, recomputing each pass and shuffling MinHash's bands).
 Prints one JSON line per phase and the run's totals.
@@ -42,7 +42,7 @@ def main() -> None:
 
     path = corpus(args.records)
     phases: list[dict[str, Any]] = []
-    rows, record = ray_executor._rows, ray_executor.record_decision
+    rows, record = ray_executor._rows, ray_executor.record_decisions
 
     def timed_rows(data: Any, todo: Any) -> Any:
         started = time.perf_counter()
@@ -50,12 +50,13 @@ def main() -> None:
         phases.append({"phase": f"pass {len([p for p in phases if p['phase'].startswith('pass')]) + 1}",
                        "seconds": round(time.perf_counter() - started, 2)})
 
-    def timed_record(manifest: Any, step: Any, *a: Any, **k: Any) -> None:
+    def timed_record(manifest: Any, steps: Any, group: Any, *a: Any, **k: Any) -> None:
         started = time.perf_counter()
-        record(manifest, step, *a, **k)
-        phases.append({"phase": f"decide {step.name}", "seconds": round(time.perf_counter() - started, 2)})
+        record(manifest, steps, group, *a, **k)
+        names = "+".join(steps[p].name for p in group)
+        phases.append({"phase": f"decide {names}", "seconds": round(time.perf_counter() - started, 2)})
 
-    ray_executor._rows, ray_executor.record_decision = timed_rows, timed_record
+    ray_executor._rows, ray_executor.record_decisions = timed_rows, timed_record
     if args.where == "cluster":
         ray_minhash.alive_nodes = lambda: 2
     t0 = time.perf_counter()

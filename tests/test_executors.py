@@ -66,6 +66,17 @@ class FirstOfText(Global):
         )
 
 
+class Threads(Map):
+    """Records the thread counts polars and numba run with where the batch is processed."""
+
+    name = "test.threads"
+
+    def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
+        import numba
+
+        return frame.with_columns(pl.lit(f"{pl.thread_pool_size()}/{numba.config.NUMBA_NUM_THREADS}").alias("threads"))
+
+
 class Tripwire(Map):
     """Fails on a batch holding ``fail_id`` while ``armed``; counts the batches it saw."""
 
@@ -608,6 +619,9 @@ def test_ray_equals_local(mixed_inputs: Scan, tmp_path: Path, monkeypatch: pytes
         with monkeypatch.context() as m:
             m.setattr(ray_minhash, "alive_nodes", lambda: 2)  # what a cluster of two reports
             clustered = run(steps, mixed_inputs, executor="ray", output=tmp_path / "cluster", spill=False)
+        # each task holds one CPU, so its polars and numba run one thread each
+        threads = run([Threads()], mixed_inputs, executor="ray", output=tmp_path / "threads")
+        assert set(threads.to_dataset().to_polars()["threads"]) == {"1/1"}
         # Ray Data drops empty blocks; an empty input still gets its (empty) shard
         nothing = run(steps, ik.Dataset(), executor="ray", output=tmp_path / "empty")
         ids = [f"r{i}" for i in range(100)]

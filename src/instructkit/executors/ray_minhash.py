@@ -36,7 +36,7 @@ import ray
 import ray.data
 
 from instructkit.dedup.minhash import Bands, band_candidates
-from instructkit.executors.ray import alive_nodes
+from instructkit.executors.ray import TASK_OPTIONS, alive_nodes
 
 _NO_EDGES = pa.schema([("first", pa.int64()), ("other", pa.int64())])
 
@@ -160,9 +160,9 @@ class BandShuffle:
                                    override_num_blocks=max(1, len(parts)))
         pairs = (
             rows.map_batches(_band_rows, batch_format="pyarrow", batch_size=None,
-                             fn_kwargs={"parts_ref": parts_ref, "bands": n_bands})
+                             fn_kwargs={"parts_ref": parts_ref, "bands": n_bands}, **TASK_OPTIONS)
             .repartition(self.partitions, keys=["band", "key"])
-            .map_batches(bucket_pairs, batch_format="pyarrow", batch_size=None)
+            .map_batches(bucket_pairs, batch_format="pyarrow", batch_size=None, **TASK_OPTIONS)
         )
         first, other = [], []
         for block in pairs.iter_batches(batch_format="pyarrow", batch_size=None):
