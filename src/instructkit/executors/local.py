@@ -643,11 +643,9 @@ def _observe_passes(
                 desc=f"observe {pass_name(steps, group)}", unit="batch",
             ):
                 dataset = run_steps(steps, dataset, drops, start=0 if first is None else first, stop=group[0])
-                frame = dataset.to_polars()
-                for position in group:
-                    t0 = time.perf_counter()
-                    states[position].append(steps[position].observe(frame))
-                    seconds[position] += time.perf_counter() - t0
+                for position, state, took in zip(group, *observe_group(steps, group, dataset.to_polars()), strict=True):
+                    states[position].append(state)
+                    seconds[position] += took
                 if spill is not None:
                     write_spill(spill, index, dataset)
                 batches.append(index)
@@ -657,6 +655,17 @@ def _observe_passes(
         previous = group[-1]
 
     return previous
+
+
+def observe_group(steps: Sequence[Transform], group: list[int], frame: pl.DataFrame) -> tuple[list[Any], list[float]]:
+    """The states of one batch for the global steps of ``group`` (one pass of
+    :func:`observe_plan`), and the seconds each step took."""
+    states, seconds = [], []
+    for position in group:
+        started = time.perf_counter()
+        states.append(steps[position].observe(frame))
+        seconds.append(time.perf_counter() - started)
+    return states, seconds
 
 
 def pass_name(steps: Sequence[Transform], group: list[int]) -> str:

@@ -58,6 +58,7 @@ from instructkit.executors.local import (
     fingerprint,
     from_source,
     id_ledger,
+    observe_group,
     observe_plan,
     pass_name,
     prepare,
@@ -163,13 +164,8 @@ def _task(
     if observe is None:
         return ids, write_shard(run_steps(_STEPS, dataset, drops, start=start), Path(out), index, fmt), []
     dataset = run_steps(_STEPS, dataset, drops, start=start, stop=observe[0])
-    frame = dataset.to_polars()
-    states, seconds = [], []
     with spill_to(scratch):
-        for position in observe:
-            started = time.perf_counter()
-            states.append(_STEPS[position].observe(frame))
-            seconds.append(time.perf_counter() - started)
+        states, seconds = observe_group(_STEPS, observe, dataset.to_polars())
     if spill is not None:
         write_spill(Path(spill), index, dataset)
     return ids, states, seconds

@@ -74,6 +74,7 @@ from instructkit.executors.local import (
     fingerprint,
     from_source,
     id_ledger,
+    observe_group,
     observe_plan,
     prepare,
     read_label,
@@ -284,7 +285,8 @@ def _observe(
                          "seconds": pa.array([], pa.large_binary()), "ids": pa.array([], pa.large_binary())})
     ids = _id_hashes(dataset, check_ids)
     dataset = run_steps(steps, dataset, drops, start=start, stop=group[0])
-    states, seconds = _observe_group(steps, group, dataset, scratch)
+    with spill_to(scratch):
+        states, seconds = observe_group(steps, group, dataset.to_polars())
     if spill is not None:
         write_spill(Path(spill), index, dataset)
     return pa.table({
@@ -293,18 +295,6 @@ def _observe(
         "seconds": pa.array([pickle.dumps(seconds)], pa.large_binary()),
         "ids": pa.array([ids], pa.large_binary()),
     })
-
-
-def _observe_group(steps: Sequence[Transform], group: list[int], dataset: Dataset, scratch: Any) -> tuple[list[Any], list[float]]:
-    """The states of one batch for the global steps of ``group``, and the seconds each took."""
-    frame = dataset.to_polars()
-    states, seconds = [], []
-    with spill_to(scratch):
-        for position in group:
-            started = time.perf_counter()
-            states.append(steps[position].observe(frame))
-            seconds.append(time.perf_counter() - started)
-    return states, seconds
 
 
 def _process(
@@ -503,7 +493,8 @@ def _run(
             for index in sorted(set(splits) - set(observed)):
                 # an empty split (Ray Data drops empty blocks; a spill marker is never empty)
                 empty = run_steps(steps, _empty_split(source, splits[index]), drops, stop=group[0])
-                observed[index], took = _observe_group(steps, group, empty, scratch)
+                with spill_to(scratch):
+                    observed[index], took = observe_group(steps, group, empty.to_polars())
                 for position, t in zip(group, took, strict=True):
                     seconds[position] += t
                 if spill is not None:
