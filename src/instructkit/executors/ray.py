@@ -368,11 +368,12 @@ def run_ray(
             ray.shutdown()
 
 
-#: Ray options of every task of a run: its read, its steps and the warm-up. Each task holds
-#: one CPU, so polars and numba get one thread each (they read it when imported). Left
-#: alone, every worker's pools take every core of its node: two tasks on two cores then
-#: run four polars and four numba threads. All tasks get the same options, so a read and
-#: the steps after it still fuse into one task, and the warmed-up workers are the ones used.
+#: Ray options of every task of a run: read and steps, warm-up, MinHash's band shuffle
+#: (:mod:`~instructkit.executors.ray_minhash`). Each task holds one CPU, so polars and
+#: numba get one thread each (they read it when imported). Left alone, every worker's
+#: pools take every core of its node: two tasks on two cores then run four polars and
+#: four numba threads. All tasks get the same options, so a read and the steps after it
+#: still fuse into one task, and the warmed-up workers are the ones used.
 TASK_OPTIONS: dict[str, Any] = {
     "num_cpus": 1,
     "runtime_env": {"env_vars": {"POLARS_MAX_THREADS": "1", "NUMBA_NUM_THREADS": "1"}},
