@@ -8,7 +8,11 @@ langid(keep=["en"])) on ``ik.synth.corpus(N, seed=0)``, a local Ray instance wit
 back) and ``record_decisions`` (the decisions of one pass, on the driver) are wrapped with timers; ``--spill``
 and ``--where`` force the one-node choices off (``--spill off --where cluster``: the
 executor as before they existed, recomputing each pass and shuffling MinHash's bands).
-Prints one JSON line per phase and the run's totals.
+Prints one JSON line per phase and the run's totals. ``--timeline`` also prints each task
+Ray ran (start from the first task, seconds, worker, name, from ``ray.timeline()``) and,
+per pass, the CPU-seconds its tasks left idle on the run's CPUs:
+
+    flock /tmp/ik-heavy.lock .venv/bin/python benchmarks/profile_ray.py --records 1000000 --batch-size 100000 --timeline
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=50_000)
     parser.add_argument("--spill", choices=["auto", "off"], default="auto")
     parser.add_argument("--where", choices=["auto", "cluster"], default="auto")
+    parser.add_argument("--timeline", action="store_true", help="print the tasks Ray ran and each pass's idle CPU time")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
     import ray
@@ -68,12 +73,40 @@ def main() -> None:
                                                 batch_size=args.batch_size,
                                                 spill=False if args.spill == "off" else None)
         total = time.perf_counter() - started
+    tasks = _tasks(ray.timeline()) if args.timeline else []
     ray.shutdown()
     for phase in phases:
         print(json.dumps(phase))
+    for task in tasks:
+        print(json.dumps(task))
+    for name, idle in _idle(tasks, cpus=2).items():
+        print(json.dumps({"pass": name, "idle_cpu_s": idle}))
     print(json.dumps({"run_total": round(total, 2), "kept": result.records_out,
                       "worker_step_seconds": {r["step"]: round(r["seconds"], 2)
                                               for r in result.report().iter_rows(named=True)}}))
+
+
+def _tasks(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tasks of the run (Ray Data's and the warm-up), in start order."""
+    ran = [e for e in events if e.get("ph") == "X" and e.get("cat", "").startswith("task::")
+           and "Actor" not in e["cat"]]
+    if not ran:
+        return []
+    t0 = min(e["ts"] for e in ran)
+    return [{"start_s": round((e["ts"] - t0) / 1e6, 2), "seconds": round(e["dur"] / 1e6, 2),
+             "worker": e["tid"].removeprefix("worker:")[:8], "task": e["cat"].removeprefix("task::")}
+            for e in sorted(ran, key=lambda e: e["ts"])]
+
+
+def _idle(tasks: list[dict[str, Any]], cpus: int) -> dict[str, float]:
+    """Per kind of task (one per pass): CPU-seconds between its first start and its last end
+    that no task of that kind used."""
+    out = {}
+    for name in dict.fromkeys(t["task"] for t in tasks):
+        mine = [t for t in tasks if t["task"] == name]
+        span = max(t["start_s"] + t["seconds"] for t in mine) - min(t["start_s"] for t in mine)
+        out[name] = round(cpus * span - sum(t["seconds"] for t in mine), 2)
+    return out
 
 
 if __name__ == "__main__":
