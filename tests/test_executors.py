@@ -440,9 +440,10 @@ def _files_holding(folder: Path, needle: str) -> list[str]:
 def test_no_pre_scrub_batch_is_written_before_a_redacting_step(tmp_path: Path, redactor: type) -> None:
     """D19: with a redacting step after a global one, the observe pass spills nothing (the
     final pass recomputes from the source), so a crash leaves no raw value on disk."""
-    records = [{"instruction": f"write to {SECRET} about task {i % 5}", "output": f"ok {i}"} for i in range(12)]
+    records = [{"instruction": f"write to {SECRET} about task {i % 5}", "output": f"ok {i % 4}"} for i in range(12)]
     ds = ik.Dataset.from_records(records, source="p")
-    steps = [FirstOfText(), redactor(), Crash()]
+    # two global steps sharing a pass: the final pass recomputes from the source and applies both
+    steps = [FirstOfText(), require("instructkit.dedup").exact(fields=("output",)), redactor(), Crash()]
     out = tmp_path / "out"
     Crash.armed = True
     try:
@@ -453,12 +454,15 @@ def test_no_pre_scrub_batch_is_written_before_a_redacting_step(tmp_path: Path, r
     leaked = _files_holding(out, SECRET)
     if redactor is Redact:
         assert leaked == [], leaked
-        assert json.loads((out / "manifest.json").read_text())["globals"]["0"]["spill"] is None
+        globals_ = json.loads((out / "manifest.json").read_text())["globals"]
+        assert globals_["0"]["spill"] is None and globals_["1"]["spill"] is None
     else:  # without the flag the batches are spilled as they are: the test can see a leak
         assert any(p.startswith("state/spill-0/") for p in leaked), leaked
-    resumed = run(steps, ds, batch_size=3, output=out)
+    # resumed on two workers: their final pass too starts from the source
+    resumed = run(steps, ds, batch_size=3, output=out, workers=2)
     memory = ds.pipe(*steps)
     assert resumed.to_dataset().to_polars().equals(memory.to_polars())
+    assert "dedup.exact" in set(memory.removed["step"])
     if redactor is Redact:
         assert SECRET not in "".join(resumed.to_dataset().to_polars()["instruction"])
         # the duplicates FirstOfText removed before the scrub are the removed log's business
