@@ -20,19 +20,12 @@ import numba as nb
 import numpy as np
 from numba.cpython.unsafe.numbers import trailing_zeros
 
-from instructkit.dedup._jit import LOAD, M64_1, fmix64
+from instructkit.dedup._jit import HIGH, L3A, L5B, L7B, L7F, L20, L30, L41, L61, LOAD, M64_1, fmix64
 
 _LEN_SALT = np.uint64(0x9FB21C651E98DF25)
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
-# bytewise comparisons of 8 bytes at once: ((x | _HIGH) - c * _ONES) & _HIGH has the top bit
-# of each byte b < 0x80 set where b >= c (no borrow crosses a byte)
-_ONES = np.uint64(0x0101010101010101)
-_HIGH = np.uint64(0x8080808080808080)
+# bytewise comparisons of 8 bytes at once (HIGH, L20 and the like: see instructkit.dedup._jit)
 _GATHER = np.uint64(0x0102040810204080)  # (bytes of 0 or 1) * _GATHER >> 56: one bit per byte
-_L20, _L7F = np.uint64(0x20 * 0x0101010101010101), np.uint64(0x7F * 0x0101010101010101)
-_L30, _L3A = np.uint64(0x30 * 0x0101010101010101), np.uint64(0x3A * 0x0101010101010101)
-_L41, _L5B = np.uint64(0x41 * 0x0101010101010101), np.uint64(0x5B * 0x0101010101010101)
-_L61, _L7B = np.uint64(0x61 * 0x0101010101010101), np.uint64(0x7B * 0x0101010101010101)
 
 
 @nb.njit(inline="always")
@@ -136,17 +129,17 @@ def scan_slice(data, begin, word_byte, alnum, sep2, sep3, n, base, top_shift, bi
         if alnum and width == 64:
             for c in range(0, 64, 8):
                 x = LOAD(data, block + c)
-                xh = x | _HIGH
-                if (x | ~(xh - _L20) | (xh - _L7F)) & _HIGH:  # a byte outside 0x20 to 0x7E
+                xh = x | HIGH
+                if (x | ~(xh - L20) | (xh - L7F)) & HIGH:  # a byte outside 0x20 to 0x7E
                     for k in range(c, c + 8):
                         b = data[block + k]
                         high |= b
                         mask |= np.uint64(word_byte[b]) << np.uint64(k)
                 else:
-                    digit = (xh - _L30) & ~(xh - _L3A)
-                    upper = (xh - _L41) & ~(xh - _L5B)
-                    lower = (xh - _L61) & ~(xh - _L7B)
-                    alnums = ((digit | upper | lower) & _HIGH) >> np.uint64(7)
+                    digit = (xh - L30) & ~(xh - L3A)
+                    upper = (xh - L41) & ~(xh - L5B)
+                    lower = (xh - L61) & ~(xh - L7B)
+                    alnums = ((digit | upper | lower) & HIGH) >> np.uint64(7)
                     mask |= ((alnums * _GATHER) >> np.uint64(56)) << np.uint64(c)
         else:
             for k in range(width):

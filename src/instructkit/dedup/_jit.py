@@ -36,6 +36,11 @@ _GROUP = 32
 # of each byte b < 0x80 set where b >= c (no borrow crosses a byte)
 ONES = np.uint64(0x0101010101010101)
 HIGH = np.uint64(0x8080808080808080)
+# c * ONES for the bytes c the kernels compare against
+L20, L21, L7F = np.uint64(0x20) * ONES, np.uint64(0x21) * ONES, np.uint64(0x7F) * ONES
+L30, L3A = np.uint64(0x30) * ONES, np.uint64(0x3A) * ONES
+L41, L5B = np.uint64(0x41) * ONES, np.uint64(0x5B) * ONES
+L61, L7B = np.uint64(0x61) * ONES, np.uint64(0x7B) * ONES
 
 
 @nb.njit(inline="always")
@@ -353,16 +358,9 @@ def jaccard_pairs(values, starts, counts, left, right, out):
         out[p] = inter / union if union > 0 else 0.0
 
 
-
-
-
 #: Byte classes of :func:`ascii_keys` (bits): dropped, written as ``lower[b]``, whitespace
 #: (a run of it writes one space), not ASCII (the text is left to the caller).
 DROP, KEEP, BLANK, NOT_ASCII = 0, 1, 2, 4
-_L20, _L21 = np.uint64(0x20) * ONES, np.uint64(0x21) * ONES
-_L30, _L3A = np.uint64(0x30) * ONES, np.uint64(0x3A) * ONES
-_L41, _L5B = np.uint64(0x41) * ONES, np.uint64(0x5B) * ONES
-_L61, _L7B = np.uint64(0x61) * ONES, np.uint64(0x7B) * ONES
 _FIRST = np.uint64(0x80)  # the top bit of a word's first byte
 
 
@@ -396,9 +394,9 @@ def ascii_keys(data, offsets, klass, lower, out, out_offsets, ascii):
                 # word is stored whole; m moves past the bytes that belong.
                 x = LOAD(data, i)
                 xh = x | HIGH
-                spaces = (xh - _L20) & ~(xh - _L21) & HIGH
-                upper = (xh - _L41) & ~(xh - _L5B) & folded
-                plain = ((xh - _L61) & ~(xh - _L7B)) | ((xh - _L30) & ~(xh - _L3A)) | upper | spaces
+                spaces = (xh - L20) & ~(xh - L21) & HIGH
+                upper = (xh - L41) & ~(xh - L5B) & folded
+                plain = ((xh - L61) & ~(xh - L7B)) | ((xh - L30) & ~(xh - L3A)) | upper | spaces
                 stop = (
                     ((~plain | x) & HIGH)  # not plain, or not ASCII
                     | (spaces & (spaces << np.uint64(8)))  # a space after a space
