@@ -242,6 +242,65 @@ def test_eight_byte_stores_are_little_endian():
 
 
 # minhash kernels -----------------------------------------------------------------------------
+def _python_shingles(text: str, ngram: int, unit: str, seed: int) -> list[int]:
+    """The kernel's shingle hashes, one code point at a time in plain Python: FNV-1a over
+    the lower-cased code points of each token, fmix64, tokens folded n at a time."""
+    from instructkit._mix import fmix64
+    from instructkit.dedup import _jit
+
+    mask = (1 << 64) - 1
+
+    def mix(x: int) -> int:
+        return int(fmix64(np.array([x], np.uint64))[0])
+
+    klass, lower = K._tables()
+    basis = 0xCBF29CE484222325 ^ mix(seed)
+    fnv, fold = int(_jit.FNV_PRIME), int(_jit.FOLD)
+    tokens: list[int] = []
+    if unit == "char":
+        spaced = False
+        for ch in text:
+            c = ord(ch)
+            if klass[c] & _jit.SPACE:
+                spaced = bool(tokens)
+                continue
+            if spaced:
+                tokens.append(mix(((basis ^ 32) * fnv) & mask))
+                spaced = False
+            tokens.append(mix(((basis ^ int(lower[c])) * fnv) & mask))
+    else:
+        h, in_word = basis, False
+        for ch in text:
+            c = ord(ch)
+            if klass[c] & _jit.WORD:
+                h, in_word = ((h ^ int(lower[c])) * fnv) & mask, True
+            elif in_word:
+                tokens.append(mix(h))
+                h, in_word = basis, False
+        if in_word:
+            tokens.append(mix(h))
+    width = min(len(tokens), ngram)
+    out = []
+    for i in range(len(tokens) - width + 1 if tokens else 0):
+        acc = tokens[i]
+        for k in range(1, width):
+            acc = (acc * fold + tokens[i + k]) & mask
+        out.append(mix(acc) >> 32)
+    return out
+
+
+@pytest.mark.parametrize("unit", ["word", "char"])
+def test_shingle_hashes_equal_a_plain_python_tokenizer(unit):
+    """Words end at any non-word code point, wherever it falls; multi-byte UTF-8 (2, 3 and
+    4 bytes), underscores, digits and separators at either end included."""
+    texts = [STORY, "", "   ", "one", "Two words", "  lead and trail!  ", "a-b_c d'e 42x",
+             "Ünïcödé wörds — ÇA VA? 中文 字符 😀emoji😀 end", "tab\tand\nnew line", "ß ΣΊΣΥΦΟΣ"]
+    hashes, counts = K.shingle_hashes(pl.Series(texts), ngram=3, unit=unit, seed=11)
+    ends = np.cumsum(counts)
+    for d, text in enumerate(texts):
+        assert hashes[ends[d] - counts[d] : ends[d]].tolist() == _python_shingles(text, 3, unit, 11), text
+
+
 def test_signatures_equal_datasketch_for_the_same_shingle_hashes():
     from datasketch import MinHash as DSMinHash
 

@@ -114,59 +114,73 @@ STORE = store8 if sys.byteorder == "little" else store_bytes
 
 
 @nb.njit(inline="always")
+def _code_point(data, i):
+    """The code point of the UTF-8 sequence starting at ``data[i]``, and where the next starts."""
+    c = np.uint32(data[i])
+    if c < 0x80:
+        return c, i + 1
+    if c < 0xE0:
+        return ((c & np.uint32(0x1F)) << np.uint32(6)) | (np.uint32(data[i + 1]) & np.uint32(0x3F)), i + 2
+    if c < 0xF0:
+        return (
+            ((c & np.uint32(0x0F)) << np.uint32(12))
+            | ((np.uint32(data[i + 1]) & np.uint32(0x3F)) << np.uint32(6))
+            | (np.uint32(data[i + 2]) & np.uint32(0x3F))
+        ), i + 3
+    return (
+        ((c & np.uint32(0x07)) << np.uint32(18))
+        | ((np.uint32(data[i + 1]) & np.uint32(0x3F)) << np.uint32(12))
+        | ((np.uint32(data[i + 2]) & np.uint32(0x3F)) << np.uint32(6))
+        | (np.uint32(data[i + 3]) & np.uint32(0x3F))
+    ), i + 4
+
+
+@nb.njit(inline="always")
 def _tokenize(data, start, end, char_mode, basis, lower, klass, out):
     """Hash the tokens of ``data[start:end]`` (UTF-8) into ``out``; return their number.
 
     A token hash is FNV-1a over the lower-cased code points, then fmix64. Words are runs
     of ``klass & WORD`` code points; in char mode each code point is a token, whitespace
-    runs count as one space and leading/trailing whitespace is dropped.
+    runs count as one space and leading/trailing whitespace is dropped. ``out`` needs room
+    for one more hash than there are tokens.
     """
+    if not char_mode:
+        return _tokenize_words(data, start, end, basis, lower, klass, out)
     m = 0
-    h = basis
-    in_word = False
     pending_space = False
     i = start
     while i < end:
-        c = np.uint32(data[i])
-        if c < 0x80:
-            i += 1
-        elif c < 0xE0:
-            c = ((c & np.uint32(0x1F)) << np.uint32(6)) | (np.uint32(data[i + 1]) & np.uint32(0x3F))
-            i += 2
-        elif c < 0xF0:
-            c = (
-                ((c & np.uint32(0x0F)) << np.uint32(12))
-                | ((np.uint32(data[i + 1]) & np.uint32(0x3F)) << np.uint32(6))
-                | (np.uint32(data[i + 2]) & np.uint32(0x3F))
-            )
-            i += 3
-        else:
-            c = (
-                ((c & np.uint32(0x07)) << np.uint32(18))
-                | ((np.uint32(data[i + 1]) & np.uint32(0x3F)) << np.uint32(12))
-                | ((np.uint32(data[i + 2]) & np.uint32(0x3F)) << np.uint32(6))
-                | (np.uint32(data[i + 3]) & np.uint32(0x3F))
-            )
-            i += 4
-        k = klass[c]
-        if char_mode:
-            if k & SPACE:
-                pending_space = m > 0
-                continue
-            if pending_space:
-                out[m] = fmix64((basis ^ np.uint64(32)) * FNV_PRIME)
-                m += 1
-                pending_space = False
-            out[m] = fmix64((basis ^ np.uint64(lower[c])) * FNV_PRIME)
+        c, i = _code_point(data, i)
+        if klass[c] & SPACE:
+            pending_space = m > 0
+            continue
+        if pending_space:
+            out[m] = fmix64((basis ^ np.uint64(32)) * FNV_PRIME)
             m += 1
-        elif k & WORD:
-            h = (h ^ np.uint64(lower[c])) * FNV_PRIME
-            in_word = True
-        elif in_word:
-            out[m] = fmix64(h)
-            m += 1
-            h = basis
-            in_word = False
+            pending_space = False
+        out[m] = fmix64((basis ^ np.uint64(lower[c])) * FNV_PRIME)
+        m += 1
+    return m
+
+
+@nb.njit(inline="always")
+def _tokenize_words(data, start, end, basis, lower, klass, out):
+    """:func:`_tokenize` in word mode, without a branch on where words end: a word's end is
+    as unpredictable as the text, and a missed branch at each cost more than the work of
+    storing the running hash at every code point and keeping it (``m`` moves on) only
+    where a word ended."""
+    m = 0
+    h = basis
+    in_word = 0
+    i = start
+    while i < end:
+        c, i = _code_point(data, i)
+        word = np.int64(klass[c] & WORD)
+        out[m] = fmix64(h)
+        m += in_word & (word ^ 1)
+        grown = (h ^ np.uint64(lower[c])) * FNV_PRIME
+        h = grown if word else basis
+        in_word = word
     if in_word:
         out[m] = fmix64(h)
         m += 1
@@ -183,13 +197,18 @@ def _shingle(tokens, i, n):
 
 
 @nb.njit(inline="always")
-def _permute_min(h, a, b, sig):
-    """Fold one shingle hash into a signature: datasketch's affine32 permutations."""
-    x = fmix32(h)
-    for k in range(sig.size):
-        v = np.uint32(a[k] * x + b[k])
-        if v < sig[k]:
-            sig[k] = v
+def _least_permuted(xs, count, a, b, row):
+    """``row[k]``: the least value of permutation ``k`` (datasketch's affine32) over the
+    ``count`` mixed shingle hashes ``xs`` (``fmix32`` of each); the empty value when there
+    are none. Permutation by permutation, so the minimum stays in a register while the
+    shingles stream past (a loop over shingles would load and store the row once each)."""
+    for k in range(a.size):
+        ak = a[k]
+        bk = b[k]
+        least = EMPTY
+        for i in range(count):
+            least = min(least, np.uint32(ak * xs[i] + bk))
+        row[k] = least
 
 
 @nb.njit(inline="always")
@@ -219,25 +238,19 @@ def minhash_texts(data, offsets, ngram, char_mode, basis, lower, klass, a, b, ba
         for d in range(lo, hi):
             longest = max(longest, offsets[d + 1] - offsets[d])
         tokens = np.empty(longest + 1, np.uint64)
+        mixed = np.empty(longest + 1, np.uint32)
         row = np.empty(a.size, np.uint32)
         for d in range(lo, hi):
             m = _tokenize(data, offsets[d], offsets[d + 1], char_mode, basis, lower, klass, tokens)
-            row[:] = EMPTY
-            if m >= ngram:
-                count = m - ngram + 1
-                for i in range(count):
-                    h = _shingle(tokens, i, ngram)
-                    if keep:
-                        hashes[hash_starts[d] + i] = h
-                    _permute_min(h, a, b, row)
-            elif m > 0:
-                count = 1
-                h = _shingle(tokens, 0, m)
+            # fewer tokens than an n-gram: one shingle of them all; none: no shingle
+            width = min(m, ngram)
+            count = m - width + 1 if m > 0 else 0
+            for i in range(count):
+                h = _shingle(tokens, i, width)
                 if keep:
-                    hashes[hash_starts[d]] = h
-                _permute_min(h, a, b, row)
-            else:
-                count = 0
+                    hashes[hash_starts[d] + i] = h
+                mixed[i] = fmix32(h)
+            _least_permuted(mixed, count, a, b, row)
             counts[d] = count
             sig[d, :] = row
             if bands > 0:
@@ -248,10 +261,11 @@ def minhash_texts(data, offsets, ngram, char_mode, basis, lower, klass, a, b, ba
 def signatures_of(hashes, starts, counts, a, b, sig):
     """Signatures of given shingle hashes: text ``d`` owns ``hashes[starts[d]:][:counts[d]]``."""
     for d in nb.prange(counts.size):
+        mixed = np.empty(counts[d], np.uint32)
+        for i in range(counts[d]):
+            mixed[i] = fmix32(hashes[starts[d] + i])
         row = np.empty(a.size, np.uint32)
-        row[:] = EMPTY
-        for i in range(starts[d], starts[d] + counts[d]):
-            _permute_min(hashes[i], a, b, row)
+        _least_permuted(mixed, counts[d], a, b, row)
         sig[d, :] = row
 
 
