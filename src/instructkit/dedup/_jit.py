@@ -239,7 +239,6 @@ def minhash_texts(data, offsets, ngram, char_mode, basis, lower, klass, a, b, ba
             longest = max(longest, offsets[d + 1] - offsets[d])
         tokens = np.empty(longest + 1, np.uint64)
         mixed = np.empty(longest + 1, np.uint32)
-        row = np.empty(a.size, np.uint32)
         for d in range(lo, hi):
             m = _tokenize(data, offsets[d], offsets[d + 1], char_mode, basis, lower, klass, tokens)
             # fewer tokens than an n-gram: one shingle of them all; none: no shingle
@@ -250,11 +249,10 @@ def minhash_texts(data, offsets, ngram, char_mode, basis, lower, klass, a, b, ba
                 if keep:
                     hashes[hash_starts[d] + i] = h
                 mixed[i] = fmix32(h)
-            _least_permuted(mixed, count, a, b, row)
+            _least_permuted(mixed, count, a, b, sig[d])
             counts[d] = count
-            sig[d, :] = row
             if bands > 0:
-                _bands(row, bands, rows, band_keys, d)
+                _bands(sig[d], bands, rows, band_keys, d)
 
 
 @nb.njit(parallel=True, cache=True)
@@ -264,9 +262,7 @@ def signatures_of(hashes, starts, counts, a, b, sig):
         mixed = np.empty(counts[d], np.uint32)
         for i in range(counts[d]):
             mixed[i] = fmix32(hashes[starts[d] + i])
-        row = np.empty(a.size, np.uint32)
-        _least_permuted(mixed, counts[d], a, b, row)
-        sig[d, :] = row
+        _least_permuted(mixed, counts[d], a, b, sig[d])
 
 
 @nb.njit(parallel=True, cache=True)
