@@ -841,18 +841,58 @@ def test_a_failing_step_on_a_worker_stops_the_run_and_resumes(jsonl: Path, tmp_p
 
 def test_workers_from_a_recipe_and_the_command_line(tmp_path: Path) -> None:
     from instructkit.cli import main
+    from instructkit.executors.parallel import available_cores
     from instructkit.pipeline import run_recipe
 
     (tmp_path / "in.jsonl").write_text("".join(json.dumps({"instruction": f"q{i % 5}", "output": "a"}) + "\n"
                                                for i in range(20)))
     (tmp_path / "r.yaml").write_text("inputs: [in.jsonl]\nsteps: [normalize, dedup.exact]\n"
                                      "run: {output: one, batch_size: 8}\n")
-    one = run_recipe(tmp_path / "r.yaml")
+    one = run_recipe(tmp_path / "r.yaml", run={"workers": 1})
     two = run_recipe(tmp_path / "r.yaml", run={"output": "two", "workers": 2})
     assert one.run is not None and two.run is not None
+    assert (one.run.workers, two.run.workers) == (1, 2)
     assert _files(tmp_path / "one") == _files(tmp_path / "two") and two.run.records_out == 5
     assert main(["run", str(tmp_path / "r.yaml"), "--workers", "2", "--output-dir", str(tmp_path / "cli")]) == 0
     assert _files(tmp_path / "cli") == _files(tmp_path / "one")
+    # a recipe that does not say uses every core, no more workers than its 3 batches
+    default = run_recipe(tmp_path / "r.yaml", run={"output": "default"})
+    assert default.run is not None and default.run.workers == min(available_cores(), 3)
+    assert _files(tmp_path / "default") == _files(tmp_path / "one")
+    # the Python entry point stays in this process unless asked
+    assert run([Shout()], tmp_path / "in.jsonl", batch_size=8).workers == 1
+
+
+def test_workers_capped_at_the_batches_keep_the_thread_share_they_were_started_with(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from instructkit.executors import parallel
+
+    # on 8 cores, 8 workers asked for and 3 batches found: the worker server started with
+    # one thread per worker, so the 3 workers keep that share rather than spawn with 2 each
+    monkeypatch.setattr(parallel, "available_cores", lambda: 8)
+    ds = ik.Dataset.from_records([{"instruction": f"t{i}", "output": "o"} for i in range(6)])
+    result = run([Threads()], ds, batch_size=2, workers=8)
+    assert result.workers == 3
+    assert set(result.dataset.to_polars()["threads"]) == {"1/1"}
+
+
+def test_an_unguarded_script_with_workers_stops_with_the_guard_in_the_message(tmp_path: Path) -> None:
+    # each worker imports the main script to find what it defines: without the __main__
+    # guard it would start the run again, and that second run must fail with the fix in
+    # the message (in the worker) and the parent must say what a dead worker means
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"instruction": f"q{i}", "output": "a"}) + "\n"
+                                               for i in range(20)))
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import instructkit as ik\n"
+        f"ik.Pipeline([ik.normalize()]).run({str(tmp_path / 'in.jsonl')!r}, batch_size=5, "
+        f"output={str(tmp_path / 'out')!r}, workers=2)\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "INSTRUCTKIT_QUIET": "1"})
+    assert done.returncode != 0
+    assert "a run with workers > 1 was started while a worker process imported the main script" in done.stderr
+    assert "BrokenProcessPool" in done.stderr and 'outside `if __name__ == "__main__":`' in done.stderr
 
 
 def test_workers_refuse_a_step_they_cannot_receive(jsonl: Path, tmp_path: Path) -> None:

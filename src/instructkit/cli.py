@@ -233,7 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", type=Path, default=None, help="folder for the shards and manifest")
     p.add_argument("--address", default=None, help="Ray cluster to join (auto, ray://head:10001)")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance")
-    p.add_argument("--workers", type=int, default=None, help="worker processes of the local executor (-1: all cores)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes of the local executor (default -1: every core, no more "
+                        "than the input has batches)")
     p.add_argument("--no-resume", action="store_true", help="start over instead of resuming")
     p.set_defaults(func=_run)
 

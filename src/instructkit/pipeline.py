@@ -212,7 +212,9 @@ def run_recipe(
     A ``run:`` section (or ``run=``, whose keys override it) runs the steps out of core
     instead: inputs are scanned in batches and the records go to shards in ``run.output``,
     on the ``local`` or the ``ray`` executor (see :func:`instructkit.executors.run` and
-    docs/scaling.md)::
+    docs/scaling.md). On the local executor a recipe uses every core unless it sets
+    ``workers`` (its steps come from the registry, so worker processes can import them; a
+    script that runs such a recipe needs ``if __name__ == "__main__":``, or ``workers: 1``)::
 
         inputs: [{path: corpus/*.jsonl.gz, on_error: skip}]
         steps: [normalize, quality, dedup.exact, dedup.minhash]
@@ -420,6 +422,8 @@ def _run_out_of_core(config: dict[str, Any], base: Path, options: dict[str, Any]
             "an out-of-core run scans its inputs as one stream, so they must share their reader "
             f"options (format, mapping, source, on_error); got {readers}"
         )
+    if options.get("executor", "local") == "local":
+        options.setdefault("workers", -1)
     paths = [p for e in entries for p in (e["path"] if isinstance(e["path"], list) else [e["path"]])]
     source = scan(paths, batch_size=options.pop("batch_size", 100_000), **readers[0])
     pipeline = Pipeline.from_config({"steps": config.get("steps") or []})

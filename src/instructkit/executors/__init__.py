@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from instructkit.executors.local import FORMATS, RunResult, as_source, run_local
 from instructkit.executors.parallel import (
+    check_not_bootstrapping,
     resolve_workers,
     run_parallel,
     start_workers_context,
@@ -60,7 +61,8 @@ def run(
     driver, and every output byte is the one ``workers=1`` writes. ``-1`` uses every
     available core. The default, 1, runs in this process: no start-up cost (about a second
     per worker) and steps need not be picklable; pass ``workers=-1`` for big inputs (see
-    docs/scaling.md). No more workers start than there are batches.
+    docs/scaling.md; a recipe's ``run:`` defaults to ``-1``). No more workers start than
+    there are batches; ``RunResult.workers`` says how many ran.
 
     Example:
         >>> import instructkit as ik
@@ -83,9 +85,13 @@ def run(
     if executor != "ray" and spill is not None:
         raise ValueError("spill= is for the Ray executor; the local executor always spills between passes")
     n_workers = resolve_workers(workers)
+    # threads per worker follow the workers asked for, not the batches found: the server
+    # that starts now reads them once, and a run with other settings would spawn its workers
+    env = worker_env(n_workers)
     if executor == "local" and n_workers > 1:
+        check_not_bootstrapping()
         # the workers' server loads the steps while the source is listed
-        start_workers_context(steps, worker_env(n_workers))
+        start_workers_context(steps, env)
     src = as_source(source, batch_size)
     if n_workers > 1:
         n_workers = min(n_workers, len(src.splits()))
@@ -97,9 +103,10 @@ def run(
 
             result = run_ray(steps, src, out, format, resume, address=address, num_cpus=num_cpus, spill=spill)
         elif n_workers > 1:
-            result = run_parallel(steps, src, out, format, resume, workers=n_workers)
+            result = run_parallel(steps, src, out, format, resume, workers=n_workers, env=env)
         else:
             result = run_local(steps, src, out, format, resume)
+        result.workers = None if executor == "ray" else n_workers
         if temporary:
             result.dataset = result.to_dataset()
             result.output, result.shards, result.removed_shards = None, [], []

@@ -345,6 +345,8 @@ class RunResult:
     global_seconds: dict[str, float] = field(default_factory=dict)
     #: The records, when the run was asked for no output folder (``output=None``).
     dataset: Dataset | None = None
+    #: Processes that ran the batches on the local executor (1: this process; None: Ray).
+    workers: int | None = 1
 
     def report(self) -> pl.DataFrame:
         """Per step: records in and out, removed by reason, seconds (as ``Dataset.report``)."""

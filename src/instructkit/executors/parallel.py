@@ -36,6 +36,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from multiprocessing import forkserver
 from multiprocessing.context import BaseContext
@@ -70,7 +71,15 @@ from instructkit.executors.local import (
 from instructkit.executors.spill import drop_spill, read_spill, spill_folder, spilled, write_spill
 from instructkit.transform import Transform
 
-__all__ = ["available_cores", "check_picklable", "resolve_workers", "run_parallel", "start_workers_context", "worker_env"]
+__all__ = [
+    "available_cores",
+    "check_not_bootstrapping",
+    "check_picklable",
+    "resolve_workers",
+    "run_parallel",
+    "start_workers_context",
+    "worker_env",
+]
 
 
 def available_cores() -> int:
@@ -254,6 +263,15 @@ def _pool(steps: list[Transform], source: Source, workers: int, context: BaseCon
         with _environment(env):
             list(pool.map(_ping, range(workers)))
         yield pool
+    except BrokenProcessPool as e:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise BrokenProcessPool(
+            f"a worker process died ({e}) Its own error, if it had one, is printed above; the "
+            "usual causes are running out of memory (lower batch_size or workers), a crash in "
+            "native code, and a script that starts the run outside `if __name__ == \"__main__\":` "
+            "(each worker imports the script and runs it again). The shards recorded so far stay; "
+            "a rerun resumes from them."
+        ) from e
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
         raise
@@ -270,6 +288,24 @@ def check_picklable(steps: Sequence[Transform]) -> None:
                 f"step {step!r} cannot be sent to worker processes ({type(e).__name__}: {e}); define its "
                 "class at the top level of an importable module, or run with workers=1"
             ) from e
+
+
+def check_not_bootstrapping() -> None:
+    """Raise ``RuntimeError`` when this process is a worker still importing the main
+    script: a script that starts a run with workers outside ``if __name__ == "__main__":``
+    runs again in each worker (workers import the main script to find what it defines),
+    and that second run must stop with a message, not start workers of its own.
+
+    Example:
+        >>> check_not_bootstrapping()  # in a normal process: nothing to say
+    """
+    # the flag multiprocessing itself checks (spawn.get_preparation_data) for the same mistake
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise RuntimeError(
+            "a run with workers > 1 was started while a worker process imported the main script: "
+            'put the code that starts the run under `if __name__ == "__main__":` (each worker '
+            "imports the script to find the steps it defines), or run with workers=1"
+        )
 
 
 def _ping(_: int) -> int:
@@ -316,9 +352,11 @@ def run_parallel(
     fmt: str = "parquet",
     resume: bool = True,
     workers: int = 2,
+    env: Mapping[str, str] | None = None,
 ) -> RunResult:
     """Run ``steps`` over ``source`` on ``workers`` processes, writing the shards
-    :func:`~instructkit.executors.local.run_local` writes. See
+    :func:`~instructkit.executors.local.run_local` writes, with the thread settings
+    ``env`` in each worker (default :func:`worker_env` of ``workers``). See
     :func:`instructkit.executors.run` for the public entry point.
 
     Example:
@@ -329,7 +367,7 @@ def run_parallel(
     started = time.perf_counter()
     steps = list(steps)
     check_picklable(steps)
-    env = worker_env(workers)
+    env = dict(env) if env is not None else worker_env(workers)
     # the worker server loads the steps while this process prepares them
     context = start_workers_context(steps, env)
     manifest = Manifest(output, fingerprint(steps, source, fmt), resume)
